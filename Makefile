@@ -1,0 +1,117 @@
+# lzfs - landing-zone filesystem.
+#
+# Conventions (so modules can be added without editing this file):
+#   store/ ingest/ fuse/   *.c        -> build/liblzfs.a
+#   */NAME_main.c                     -> build/NAME          (a program)
+#   tests/unit/test_*.c               -> build/tests/test_*  (cmocka, TAP output)
+#   tests/bench/bench_*.c             -> build/bench-*
+#   tests/e2e/*.sh                       end-to-end scripts run by tests/run
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PKGS    := fuse3 libcurl sqlite3 expat openssl inih libsystemd
+
+ifeq ($(SAN),1)
+BUILD   ?= build/san
+OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+OPT     := -O2
+endif
+
+CFLAGS  ?= -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror \
+           -Wno-unused-parameter -pthread -Istore -Iingest -Ifuse $(OPT) \
+           $(shell pkg-config --cflags $(PKGS))
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LDFLAGS += -pthread $(if $(filter 1,$(SAN)),-fsanitize=address$(comma)undefined)
+comma   := ,
+
+MAIN_SRC  := $(wildcard store/*_main.c ingest/*_main.c fuse/*_main.c)
+LIB_SRC   := $(filter-out $(MAIN_SRC),$(wildcard store/*.c ingest/*.c fuse/*.c))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PROGS     := $(foreach f,$(MAIN_SRC),$(BUILD)/$(patsubst %_main.c,%,$(notdir $(f))))
+UNITS     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCHES   := $(foreach f,$(BENCH_SRC),$(BUILD)/$(subst _,-,$(patsubst %.c,%,$(notdir $(f)))))
+
+.PHONY: all check check-unit demo bench bench-s3 bench-catalog torture fuzz install uninstall \
+        clean deps format compile_commands.json
+all: $(PROGS) $(UNITS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/liblzfs.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define prog_rule
+$(BUILD)/$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/liblzfs.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach f,$(MAIN_SRC),$(eval $(call prog_rule,$(f))))
+
+define bench_rule
+$(BUILD)/$(subst _,-,$(patsubst %.c,%,$(notdir $(1)))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/liblzfs.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach f,$(BENCH_SRC),$(eval $(call bench_rule,$(f))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/liblzfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d) \
+         $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
+
+deps:
+	@scripts/deps
+
+# The README's test command. Installs what is missing, builds, runs every test.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run $(T)
+
+check-unit: all
+	@BUILD=$(BUILD) tests/run --unit
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) QUICK=$(QUICK) tests/bench/run
+
+bench-s3: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/s3.sh
+
+bench-catalog: all
+	@BUILD=$(BUILD) tests/bench/catalog.sh
+
+torture: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) TORTURE=1 tests/run $(T)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 755 $(BUILD)/lzfs $(DESTDIR)$(PREFIX)/bin/lzfs
+	install -m 755 $(BUILD)/lzfsctl $(DESTDIR)$(PREFIX)/bin/lzfsctl
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/lzfs $(DESTDIR)$(PREFIX)/bin/lzfsctl
+
+compile_commands.json:
+	$(MAKE) clean && bear -- $(MAKE) all
+
+format:
+	clang-format -i $(LIB_SRC) $(MAIN_SRC) store/*.h ingest/*.h fuse/*.h $(UNIT_SRC)
+
+clean:
+	rm -rf build
