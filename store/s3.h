@@ -90,9 +90,13 @@ struct s3_status {
 	int attempts;              /* requests sent, including retries */
 };
 
-/* A request body: memory (buf != NULL) or a range of a file (fd, off). The
- * client computes SHA-256 (signed payload, x-amz-content-sha256) and MD5
- * (Content-MD5) of the body itself unless the caller passes them. */
+/* A request body: memory (buf != NULL) or a range of a file (fd, off), read
+ * with pread while sending (no copy of the whole body in memory). The
+ * payload is signed: x-amz-content-sha256 carries the body's SHA-256, which
+ * the client computes (one extra read pass for fd bodies) unless the caller
+ * passes it. MD5 is optional and costly (slower than SHA-256 with SHA-NI):
+ * only when the caller passes it is Content-MD5 sent and the returned ETag
+ * compared with it. */
 struct s3_body {
 	const void *buf;
 	int fd;
@@ -170,8 +174,8 @@ int s3_list(struct s3_client *c, const char *prefix, const char *delimiter,
 int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts *opts,
 		  char **upload_id, struct s3_status *st);
 
-/* part_number is 1..10000. The returned etag is checked against the body's
- * MD5 (mismatch -> -EBADMSG). */
+/* part_number is 1..10000. With body->md5 the returned etag is checked
+ * against it (mismatch -> -EBADMSG). */
 int s3_mpu_upload_part(struct s3_client *c, const char *key, const char *upload_id,
 		       int part_number, const struct s3_body *body,
 		       char etag[S3_ETAG_MAX], struct s3_status *st);
@@ -189,8 +193,9 @@ struct s3_part {
 	uint64_t size;
 };
 
-/* Completes; verifies the result's ETag equals md5(concat(md5s))-N where the
- * server follows that convention (mismatch -> -EBADMSG). etag may be NULL. */
+/* Completes. When every part has its md5 set (non-zero), verifies the
+ * result's ETag equals md5(concat(md5s))-N (mismatch -> -EBADMSG). A lost
+ * answer is resolved by HEAD, not by completing twice. etag may be NULL. */
 int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 		    const struct s3_part *parts, int nparts, char etag[S3_ETAG_MAX],
 		    struct s3_status *st);
