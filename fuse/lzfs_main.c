@@ -279,6 +279,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_init("lzfs", o.log_level, 0);
+
+	/* fuse_new() only parses: it rejects unknown options before any check. */
+	struct land *holder = NULL;
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=lzfs");
+	fuse_opt_add_arg(&args, "-osubtype=lzfs");
+	fuse = fuse_new(&args, &fs_ops, sizeof fs_ops, &holder);
+	if (!fuse) /* libfuse printed which option it does not know */
+		goto out;
 	if (opt_make_absolute(&o.landing) < 0 || opt_make_absolute(&o.catalog) < 0 ||
 	    opt_make_absolute(&o.credentials) < 0 || opt_make_absolute(&o.log_file) < 0 ||
 	    opt_make_absolute(&o.ca_file) < 0)
@@ -310,13 +319,6 @@ int main(int argc, char **argv)
 	/* Core dumps of the daemon would carry the secret key. */
 	prctl(PR_SET_DUMPABLE, 0);
 
-	struct land *holder = NULL;
-	fuse_opt_add_arg(&args, "-odefault_permissions");
-	fuse_opt_add_arg(&args, "-ofsname=lzfs");
-	fuse_opt_add_arg(&args, "-osubtype=lzfs");
-	fuse = fuse_new(&args, &fs_ops, sizeof fs_ops, &holder);
-	if (!fuse) /* libfuse printed which option it does not know */
-		goto out;
 	if (fuse_mount(fuse, cmd.mountpoint) != 0)
 		goto out;
 	if (fuse_daemonize(cmd.foreground) != 0) {
