@@ -231,6 +231,15 @@ static void node_put(struct land *l, struct node *n)
 	free(n);
 }
 
+int land_is_busy(struct land *l, const char *path)
+{
+	struct node *n = node_get(l, path, 0);
+	if (!n)
+		return 0;
+	node_put(l, n);
+	return 1;
+}
+
 /* Copy of the node's current path (it changes on rename). */
 static char *node_path(struct land *l, struct node *n)
 {

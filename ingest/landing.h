@@ -103,6 +103,10 @@ int land_setxattr(struct land *l, const char *path, const char *name, const char
 ssize_t land_listxattr(struct land *l, const char *path, char *buf, size_t size);
 int land_removexattr(struct land *l, const char *path, const char *name);
 
+/* 1 if path (a file) is open through the mount or has a commit queued:
+ * the rescanner leaves such files to the landing zone. */
+int land_is_busy(struct land *l, const char *path);
+
 struct land_stats {
 	uint64_t files_ingested, bytes_ingested;
 	uint64_t files_streamed;     /* ingested by the stream, without a spool re-read */
