@@ -640,7 +640,7 @@ static void test_concurrent_backpressure(void **state)
 	struct up_pool_stats st;
 	up_pool_stats(p, &st);
 	print_message("# backlog peak %" PRIu64 " MiB, %" PRIu64 " throttle waits, %" PRIu64
-		      " parts\n", st.backlog_peak / MiB, st.throttle_waits, st.parts_uploaded);
+		      " parts\n", (uint64_t)(st.backlog_peak / MiB), st.throttle_waits, st.parts_uploaded);
 	assert_true(st.backlog_peak <= mem + part);
 	assert_true(st.backlog_peak > 0);
 	assert_true(st.throttle_waits > 0); /* the writers did outrun S3 */
