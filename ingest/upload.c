@@ -25,6 +25,19 @@
  * returns without a network round trip. Other workers holding parts of the
  * same stream wait for that creation.
  *
+ * Parts: a complete part is queued when the next byte arrives (or at
+ * finish), so an object of exactly one part is still a single PUT. A
+ * truncate that extends the file leaves zeros in the spool: writes into that
+ * range (and finish, up to the new size) feed those zeros to the stream
+ * instead of breaking it. A truncate inside the current part rehashes the
+ * part from the spool file (the whole-file hash restarts from a copy taken at
+ * the part's start); one below it breaks the stream.
+ *
+ * Verification: every part is signed with its SHA-256 (S3 rejects a changed
+ * byte); after CompleteMultipartUpload, HEAD must show the streamed size and
+ * the same ETag. A single PUT is signed the same way and not HEADed (its 200
+ * answer is S3's commit; a HEAD per small file would double their requests).
+ *
  * Failures: a part that fails after the S3 client's retries fails its
  * stream: the stream's queued parts are dropped at once (freeing backlog),
  * the next write returns -EIO once and later writes are ignored (0), and
