@@ -441,13 +441,15 @@ static int exec_sql(struct cat *c, sqlite3 *db, const char *sql, const char *wha
 /* ------------------------------------------------------------------ */
 /* opening */
 
-/* 1 if the file must be created, 0 if it looks like an SQLite file with
- * our application id (or is an empty main file whose content may be in the
- * WAL), or a negative errno after logging why it is refused. Reads only:
- * a foreign file is never opened by SQLite, so never modified. */
+/* 1 if the file must be created, 0 if it may be a catalog, or a negative
+ * errno after logging why it is refused. Reads only: a file refused here
+ * is never opened by SQLite. The application id in the main file's header
+ * is only trusted without a live WAL: until a checkpoint, page 1 may exist
+ * only in the WAL (the read-only probe in cat_open checks it then). */
 static int check_file(struct cat *c)
 {
-	struct stat st;
+	struct stat st, ws;
+	char wal[4096];
 	if (stat(c->file, &st) < 0) {
 		if (errno == ENOENT)
 			return 1;
@@ -459,16 +461,10 @@ static int check_file(struct cat *c)
 		log_err("catalog %s: not a regular file; refusing to touch it", c->file);
 		return -ENOTSUP;
 	}
-	if (st.st_size == 0) {
-		/* A catalog created in WAL mode may have all its pages in the
-		 * WAL until the first checkpoint: let SQLite read it. */
-		char wal[4096];
-		struct stat ws;
-		snprintf(wal, sizeof wal, "%s-wal", c->file);
-		if (stat(wal, &ws) == 0 && ws.st_size > 0)
-			return 0;
-		return 1;
-	}
+	snprintf(wal, sizeof wal, "%s-wal", c->file);
+	int live_wal = stat(wal, &ws) == 0 && ws.st_size > 0;
+	if (st.st_size == 0)
+		return live_wal ? 0 : 1;
 	unsigned char h[100];
 	int fd = open(c->file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -484,7 +480,7 @@ static int check_file(struct cat *c)
 		return -ENOTSUP;
 	}
 	uint32_t app = (uint32_t)h[68] << 24 | (uint32_t)h[69] << 16 | (uint32_t)h[70] << 8 | h[71];
-	if (app != CAT_APP_ID) {
+	if (app != CAT_APP_ID && !live_wal) {
 		log_err("catalog %s: not an lzfs catalog (no lzfs marker: SQLite application_id "
 			"0x%08x); refusing to touch it", c->file, app);
 		return -ENOTSUP;
@@ -573,8 +569,9 @@ static int migrate(struct cat *c, sqlite3 *db)
 	return 0;
 }
 
-/* The identity checks SQLite can do: marker table, application id, version. */
-static int verify(struct cat *c, sqlite3 *db)
+/* The identity checks SQLite can do: application id, marker table, schema
+ * version (in *version). Reads only. */
+static int verify(struct cat *c, sqlite3 *db, int64_t *version_out)
 {
 	int64_t app = 0, version = 0, marker = 0;
 	sqlite3_stmt *st;
@@ -617,15 +614,14 @@ static int verify(struct cat *c, sqlite3 *db)
 			CAT_SCHEMA_VERSION);
 		return -ENOTSUP;
 	}
-	if (version < CAT_SCHEMA_VERSION) {
-		if ((c->flags & CAT_READONLY) || !(c->flags & CAT_CREATE)) {
-			log_err("catalog %s: schema version %lld is older than %d; open it read-write "
-				"once (start lzfs) to migrate it", c->file, (long long)version,
-				CAT_SCHEMA_VERSION);
-			return -ENOTSUP;
-		}
-		return migrate(c, db);
+	if (version < CAT_SCHEMA_VERSION &&
+	    ((c->flags & CAT_READONLY) || !(c->flags & CAT_CREATE))) {
+		log_err("catalog %s: schema version %lld is older than %d; open it read-write "
+			"once (start lzfs) to migrate it", c->file, (long long)version,
+			CAT_SCHEMA_VERSION);
+		return -ENOTSUP;
 	}
+	*version_out = version;
 	return 0;
 }
 
@@ -722,9 +718,35 @@ int cat_open(const char *file, int flags, struct cat **out)
 	if (rc)
 		goto fail;
 
-	int oflags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
-	if (create)
-		oflags |= SQLITE_OPEN_CREATE;
+	/* Identity first, on a read-only connection: it can neither write nor
+	 * checkpoint a foreign file's WAL into it when it closes. */
+	int64_t version = CAT_SCHEMA_VERSION;
+	if (!create) {
+		rc = sqlite3_open_v2(file, &c->db, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY, NULL);
+		if (rc != SQLITE_OK) {
+			rc = db_fail(c, c->db, rc, "opening");
+			goto fail;
+		}
+		if ((rc = conn_setup(c, c->db, 1)) || (rc = verify(c, c->db, &version)))
+			goto fail;
+		if (ro) {
+			struct rconn *r = calloc(1, sizeof *r);
+			if (!r) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			r->db = c->db;
+			c->db = NULL;
+			c->idle = r;
+			c->nidle = 1;
+			*out = c;
+			return 0;
+		}
+		sqlite3_close(c->db);
+		c->db = NULL;
+	}
+
+	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(file, &c->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_fail(c, c->db, rc, "opening");
@@ -737,27 +759,13 @@ int cat_open(const char *file, int flags, struct cat **out)
 		rc = exec_sql(c, c->db, "PRAGMA journal_mode = WAL", "enabling WAL");
 		if (rc == 0)
 			rc = init_schema(c, c->db);
-		if (rc == 1)
-			rc = verify(c, c->db);
-	} else {
-		rc = verify(c, c->db);
+		if (rc == 1) /* another process created it meanwhile */
+			rc = verify(c, c->db, &version);
 	}
+	if (rc == 0 && version < CAT_SCHEMA_VERSION)
+		rc = migrate(c, c->db);
 	if (rc)
 		goto fail;
-
-	if (ro) {
-		struct rconn *r = calloc(1, sizeof *r);
-		if (!r) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-		r->db = c->db;
-		c->db = NULL;
-		c->idle = r;
-		c->nidle = 1;
-		*out = c;
-		return 0;
-	}
 
 	sqlite3_stmt *st;
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
