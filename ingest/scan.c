@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "jobs.h"
 #include "log.h"
 
 extern char **environ;
@@ -2381,4 +2383,133 @@ int scan_register(struct scan_ctx *c)
 	if (rc > 0)
 		rc = scan_cancelled(c) ? -ECANCELED : 0;
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* locks and recovery */
+
+int scan_lock(const char *catalog_file, const char *name, int *fd)
+{
+	if (!job_name_ok(name))
+		return -EINVAL;
+	char *path;
+	if (asprintf(&path, "%s.scan-%s.lock", catalog_file, name) < 0)
+		return -ENOMEM;
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int rc = f < 0 ? -errno : 0;
+	if (rc == 0 && flock(f, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(f);
+	}
+	if (rc < 0 && rc != -EBUSY)
+		log_err("%s: cannot lock: %s", path, strerror(-rc));
+	free(path);
+	if (rc == 0)
+		*fd = f;
+	return rc;
+}
+
+void scan_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+}
+
+struct stale {
+	int64_t id;
+	char *key, *upload_id, *bucket, *source, *path;
+};
+
+struct stale_list {
+	const char *source;
+	struct stale *v;
+	size_t n, cap;
+};
+
+static int collect_stale(const struct cat_obj *o, void *arg)
+{
+	struct stale_list *l = arg;
+	if (!o->source)
+		return 0;
+	int all = strcmp(l->source, "scan:*") == 0;
+	if (all ? strncmp(o->source, "scan:", 5) != 0 : strcmp(o->source, l->source) != 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct stale *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	struct stale *s = &l->v[l->n];
+	memset(s, 0, sizeof *s);
+	s->id = o->id;
+	s->key = strdup(o->key ? o->key : "");
+	s->upload_id = o->upload_id ? strdup(o->upload_id) : NULL;
+	s->bucket = strdup(o->bucket ? o->bucket : "");
+	s->source = strdup(o->source);
+	s->path = strdup(o->path);
+	l->n++;
+	if (!s->key || !s->bucket || !s->source || !s->path || (o->upload_id && !s->upload_id))
+		return -ENOMEM;
+	return 0;
+}
+
+int scan_recover(struct cat *cat, const char *catalog_file, struct s3_client *s3,
+		 const char *bucket, const char *source)
+{
+	struct stale_list l = {.source = source};
+	int rc = cat_unfinished(cat, collect_stale, &l);
+	int recovered = 0;
+	/* Sweep mode: only sources whose lock we can take. */
+	char *locked_src = NULL;
+	int lockfd = -1;
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		struct stale *s = &l.v[i];
+		if (strcmp(source, "scan:*") == 0 && (!locked_src || strcmp(locked_src, s->source))) {
+			scan_unlock(lockfd);
+			lockfd = -1;
+			free(locked_src);
+			locked_src = strdup(s->source);
+			if (!locked_src || scan_lock(catalog_file, s->source + 5, &lockfd) < 0) {
+				lockfd = -1;
+				log_debug("%s: left to the running scan %s", s->path, s->source);
+				continue;
+			}
+		} else if (strcmp(source, "scan:*") == 0 && lockfd < 0) {
+			continue;
+		}
+		if (s->upload_id) {
+			if (strcmp(s->bucket, bucket) != 0) {
+				log_warn("%s: interrupted multipart upload %s in bucket %s cannot be "
+					 "aborted from here (this client is for %s)", s->path, s->upload_id,
+					 s->bucket, bucket);
+				continue;
+			}
+			int a = s3_mpu_abort(s3, s->key, s->upload_id, NULL);
+			if (a < 0) {
+				log_warn("%s: cannot abort interrupted upload %s yet (%s); will retry",
+					 s->path, s->upload_id, strerror(-a));
+				continue;
+			}
+		}
+		int r = cat_obj_set_failed(cat, s->id, "interrupted scan; uploaded again by the next run");
+		if (r == 0) {
+			recovered++;
+			log_notice("recovery: %s (%s) was interrupted%s; the next run uploads it again",
+				   s->path, s->source, s->upload_id ? ", its multipart upload aborted" : "");
+		}
+	}
+	scan_unlock(lockfd);
+	free(locked_src);
+	for (size_t i = 0; i < l.n; i++) {
+		free(l.v[i].key);
+		free(l.v[i].upload_id);
+		free(l.v[i].bucket);
+		free(l.v[i].source);
+		free(l.v[i].path);
+	}
+	free(l.v);
+	return rc < 0 ? rc : recovered;
 }

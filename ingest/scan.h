@@ -250,6 +250,23 @@ void scan_cancel(struct scan_ctx *c);
 int scan_cancelled(struct scan_ctx *c);
 void scan_get_stats(struct scan_ctx *c, struct scan_stats *out);
 
+/* ---------- one runner per scan name ---------- */
+
+/* A scan named NAME (catalog source "scan:NAME") holds an exclusive lock,
+ * flock() on CATALOG.scan-NAME.lock, while it runs: rows of that source in
+ * state pending/uploading belong to the holder, and anyone who can take the
+ * lock knows they were left by a run that died. -EBUSY if it is held. */
+int scan_lock(const char *catalog_file, const char *name, int *fd);
+void scan_unlock(int fd);
+
+/* Rows of `source` (or, with source "scan:*", of every scan whose lock is
+ * free) left pending or uploading: their multipart uploads are aborted and
+ * the rows marked failed, so the next run uploads those files again and no
+ * upload is left open on the server. s3 is a client for `bucket`; rows in
+ * other buckets are left and logged. Returns the rows recovered. */
+int scan_recover(struct cat *cat, const char *catalog_file, struct s3_client *s3,
+		 const char *bucket, const char *source);
+
 /* The catalog path a key maps to under this scan (malloc'd), for tests. */
 char *scan_catpath(struct scan_ctx *c, const char *relpath, const char *key);
 
