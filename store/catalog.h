@@ -128,8 +128,8 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * bucket, key, size, mode, uid, gid, mtime_ns, source, symlink, state.
  * o->state is CAT_PENDING (the usual start), or CAT_INGESTED for an object
  * already uploaded and verified (sha256 and etag used too; ingest_ns set
- * now): one transaction, one commit, for small files. The new version starts
- * with a copy of the metadata (AVUs) of the version it replaces. */
+ * now): one transaction, one commit, for small files. The new version
+ * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
 
 /* Transitions; each also appends an event. */
