@@ -843,6 +843,21 @@ char *scan_catpath(struct scan_ctx *c, const char *relpath, const char *key)
 	return asprintf(&p, "%s/%s", c->collection, rest) < 0 ? NULL : p;
 }
 
+int scan_key(struct scan_ctx *c, const char *relpath, int64_t mtime_ns, char **key, char **catpath,
+	     char *err, size_t errlen)
+{
+	*catpath = NULL;
+	int rc = scan_tmpl_expand(c->tmpl, c->prefix, relpath, mtime_ns, key, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (!(*catpath = scan_catpath(c, relpath, *key))) {
+		free(*key);
+		*key = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Opens relpath below rootfd for reading, only if it is a regular file.
  * The O_PATH open cannot trigger a device's or FIFO's open(); the reopen
  * through /proc/self/fd opens the very inode fstat saw. */
@@ -2261,6 +2276,15 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 			continue;
 		}
 		if (S_ISDIR(st.st_mode)) {
+			if (w->cb) {
+				char *child = join(rel, name);
+				struct scan_entry e = {.relpath = child, .st = &st};
+				if (!child || w->cb(&e, w->arg))
+					w->stop = 1;
+				free(child);
+				if (w->stop)
+					break;
+			}
 			if (nsub == capsub) {
 				size_t cap = capsub ? capsub * 2 : 16;
 				struct dname *n = realloc(subs, cap * sizeof *n);

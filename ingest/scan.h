@@ -225,7 +225,9 @@ struct scan_entry {
 };
 
 /* Walks the directory `rel` ("" = the top) below rootfd, applying the
- * filters, and calls cb for every regular file; cb returns 0 to go on.
+ * filters, and calls cb for every regular file and, with a directory in
+ * e->st (key and catpath NULL), for every directory before descending into
+ * it; cb returns 0 to go on.
  * Without cb, every file is decided and queued (scan_submit). Files whose
  * decision is SKIP/BUSY are counted and not queued. Returns when the walk
  * is done; the workers may still be busy (scan_wait). */
@@ -266,6 +268,11 @@ void scan_unlock(int fd);
  * other buckets are left and logged. Returns the rows recovered. */
 int scan_recover(struct cat *cat, const char *catalog_file, struct s3_client *s3,
 		 const char *bucket, const char *source);
+
+/* The key and catalog path of relpath under this scan (both malloc'd).
+ * -EINVAL with err set when the key template refuses the file. */
+int scan_key(struct scan_ctx *c, const char *relpath, int64_t mtime_ns, char **key, char **catpath,
+	     char *err, size_t errlen);
 
 /* The catalog path a key maps to under this scan (malloc'd), for tests. */
 char *scan_catpath(struct scan_ctx *c, const char *relpath, const char *key);
