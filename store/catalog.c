@@ -304,6 +304,13 @@ struct cat {
 	int nidle;
 };
 
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -744,8 +751,18 @@ static void rconn_close(struct rconn *r)
 
 static void *writer_main(void *arg);
 
+static void sqlite_once(void)
+{
+	/* lzfs is SQLite's only user in its processes. Without this, every
+	 * allocation SQLite makes in any thread takes one global mutex. Fails
+	 * harmlessly (SQLITE_MISUSE) if SQLite was already initialised. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int cat_open(const char *file, int flags, struct cat **out)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_once);
 	*out = NULL;
 	if (sqlite3_threadsafe() == 0) {
 		log_err("catalog %s: libsqlite3 was built without thread support", file);
@@ -1584,6 +1601,7 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 static void *writer_main(void *arg)
 {
 	struct cat *c = arg;
+	pthread_setname_np(pthread_self(), "lzfs-catalog");
 	pthread_mutex_lock(&c->qlock);
 	for (;;) {
 		while (!c->qhead && !c->stopping) {
@@ -1609,7 +1627,9 @@ static void *writer_main(void *arg)
 			sqlite3_busy_timeout(c->db, busy_ms);
 			c->busy_applied = busy_ms;
 		}
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC);
 		run_batch(c, batch, end);
+		int64_t busy = clock_ns(CLOCK_MONOTONIC) - t0;
 
 		uint64_t failed = 0;
 		for (struct req *r = batch; r != end; r = r->next)
@@ -1619,6 +1639,8 @@ static void *writer_main(void *arg)
 		c->stats.failed += failed;
 		if (n > c->stats.max_batch)
 			c->stats.max_batch = n;
+		c->stats.busy_ns += busy;
+		c->stats.cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		pthread_mutex_unlock(&c->qlock);
 		/* Waiters are woken outside qlock, so none of them blocks on
 		 * it right after waking. */

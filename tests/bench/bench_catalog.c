@@ -77,6 +77,13 @@ static void *work(void *arg)
 	return NULL;
 }
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -139,7 +146,7 @@ int main(int argc, char **argv)
 	pthread_t *tid = calloc(threads, sizeof *tid);
 	struct worker *w = calloc(threads, sizeof *w);
 	int64_t per = rows / threads;
-	double t0 = now_s();
+	double t0 = now_s(), c0 = cpu_s();
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){.cat = cat, .t = i, .first = i * per,
 				       .count = i == threads - 1 ? rows - i * per : per};
@@ -155,11 +162,13 @@ int main(int argc, char **argv)
 	cat_stats(cat, &st);
 	printf("names %s\nmode %s\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
 	       "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
-	       "max_batch %llu\n",
+	       "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
+	       "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\n",
 	       spread ? "per-thread" : "sequential", full ? "full" : "add", (long long)rows, threads, errors, secs, rows / secs,
 	       st.requests / secs, (unsigned long long)st.transactions,
 	       (double)st.requests / (st.transactions ? st.transactions : 1),
-	       (unsigned long long)st.max_batch);
+	       (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
+	       st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */
