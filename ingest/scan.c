@@ -1033,6 +1033,31 @@ int scan_openset_load(struct scan_openset **out)
 /* ------------------------------------------------------------------ */
 /* setup */
 
+int scan_meta_check(const char *item, char *err, size_t errlen)
+{
+	const char *eq = strchr(item, '=');
+	if (!eq || eq == item) {
+		snprintf(err, errlen, "metadata '%s': expected NAME=VALUE", item);
+		return -EINVAL;
+	}
+	for (const char *p = item; p < eq; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_')) {
+			snprintf(err, errlen, "metadata name '%.*s': use letters, digits, '-' and '_'",
+				 (int)(eq - item), item);
+			return -EINVAL;
+		}
+	}
+	for (const char *p = eq + 1; *p; p++) {
+		if (*p < 0x20 || *p > 0x7e) {
+			snprintf(err, errlen, "metadata %.*s: the value must be printable ASCII",
+				 (int)(eq - item), item);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static void *worker_main(void *arg);
 
 static char *dup_or_null(const char *s, int *oom)
@@ -1111,12 +1136,9 @@ int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s
 			goto fail;
 		}
 		for (int i = 0; i < cfg->nmeta; i++) {
-			char *eq = strchr(cfg->meta[i], '=');
-			if (!eq || eq == cfg->meta[i]) {
-				snprintf(err, errlen, "metadata '%s': expected NAME=VALUE", cfg->meta[i]);
-				rc = -EINVAL;
+			if ((rc = scan_meta_check(cfg->meta[i], err, errlen)) < 0)
 				goto fail;
-			}
+			char *eq = strchr(cfg->meta[i], '=');
 			if (!(c->meta_strs[i] = strdup(cfg->meta[i]))) {
 				rc = -ENOMEM;
 				goto fail;
@@ -1124,15 +1146,6 @@ int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s
 			c->nmeta = i + 1;
 			char *name = c->meta_strs[i];
 			name[eq - cfg->meta[i]] = '\0';
-			for (char *p = name; *p; p++) {
-				if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-				      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')) {
-					snprintf(err, errlen, "metadata name '%s': use letters, digits, "
-							      "'-', '_' and '.'", name);
-					rc = -EINVAL;
-					goto fail;
-				}
-			}
 			c->meta[i].name = name;
 			c->meta[i].value = name + strlen(name) + 1;
 		}
@@ -1935,7 +1948,8 @@ static void process_item(struct scan_ctx *c, int rootfd, const struct titem *it)
 	case O_UNCHANGED: s->unchanged++; break;
 	case O_BUSY: s->busy++; break;
 	case O_HOOK_SKIP: s->hook_skipped++; break;
-	case O_GONE: case O_UNREADABLE: s->unreadable++; break;
+	case O_GONE: s->vanished++; break;
+	case O_UNREADABLE: s->unreadable++; break;
 	case O_NOTREG: s->not_regular++; break;
 	case O_FAILED: case O_RETRY: s->failed++; break;
 	}

@@ -191,7 +191,8 @@ struct scan_stats {
 	uint64_t unchanged;         /* skipped: nothing to do */
 	uint64_t busy;              /* skipped: row pending/uploading or file open */
 	uint64_t hook_skipped;      /* pre-ingest hook said no */
-	uint64_t unreadable;        /* permission errors, vanished entries */
+	uint64_t unreadable;        /* permission and I/O errors: logged, the scan goes on */
+	uint64_t vanished;          /* deleted between the walk and the upload */
 	uint64_t not_regular;       /* devices, FIFOs, sockets, symlinks met as files */
 	uint64_t queued, queued_bytes;   /* files (and bytes) handed to workers to act on */
 	uint64_t done, done_bytes;       /* of which finished, successfully or not */
@@ -206,6 +207,11 @@ struct scan_stats {
 };
 
 struct scan_ctx;
+
+/* Checks one "NAME=VALUE" metadata item: NAME of letters, digits, '-' and
+ * '_' (what S3 user metadata names allow in practice), VALUE printable
+ * ASCII (it travels in an HTTP header). -EINVAL with err set. */
+int scan_meta_check(const char *item, char *err, size_t errlen);
 
 /* Starts cfg->workers threads (owned by the scan). cat, s3 and pool are
  * the caller's and must outlive the scan. */

@@ -171,6 +171,8 @@ int sj_parse(int argc, char **argv, struct sj_spec **out, char *err, size_t errl
 		} else if (strcmp(opt, "--collection") == 0) {
 			rc = set_str(&s->collection, val);
 		} else if (strcmp(opt, "--metadata") == 0) {
+			if (scan_meta_check(val, msg, sizeof msg) < 0)
+				goto bad;
 			char **m = realloc(s->meta, (size_t)(s->nmeta + 1) * sizeof *m);
 			if (!m || !(m[s->nmeta] = strdup(val))) {
 				if (m)
@@ -213,6 +215,7 @@ int sj_parse(int argc, char **argv, struct sj_spec **out, char *err, size_t errl
 		} else {
 			snprintf(msg, sizeof msg, "unknown option '%s'", opt);
 		}
+bad:
 		if (rc == -EINVAL || msg[0]) {
 			snprintf(err, errlen, "%s", msg);
 			rc = -EINVAL;
@@ -407,6 +410,7 @@ void sj_summary(const struct scan_stats *st, double secs, char *buf, size_t len)
 	MORE(hook_skipped, "skipped by hook");
 	MORE(not_regular, "not regular");
 	MORE(unreadable, "unreadable");
+	MORE(vanished, "vanished");
 	MORE(cancelled, "cancelled");
 #undef MORE
 	if (n < len)
@@ -517,7 +521,7 @@ int sj_pass(const struct sj_spec *s, const char *catalog_file, struct cat *cat,
 	else if (p.rc < 0)
 		rc = p.rc;
 	else
-		rc = out->failed ? -EIO : 0;
+		rc = out->failed || out->unreadable ? -EIO : 0;
 out:
 	scan_free(p.sc);
 	if (p.rootfd >= 0)
