@@ -402,9 +402,10 @@ int ctl_scan(int argc, char **argv, const struct ctl_opts *co)
 	s->cfg.report = report;
 	s->cfg.report_arg = &o;
 	s->cfg.part_size = c.part_size ? c.part_size : 8ull << 20;
-	/* Problems with single files are worth seeing; -v shows everything. */
-	if (log_get_level() < LZ_WARN)
-		log_set_level(LZ_WARN);
+	/* Problems with single files, retries and refusing hooks are worth
+	 * seeing; -v shows everything. */
+	if (log_get_level() < LZ_NOTICE)
+		log_set_level(LZ_NOTICE);
 
 	int ex = CTL_ERROR;
 	struct cat *cat = NULL;

@@ -594,21 +594,22 @@ static int env_drop(const char *e)
 	       strncmp(e, "AWS_SESSION_TOKEN=", 18) == 0;
 }
 
-/* Logs the hook's output line by line (up to HOOK_LOG_MAX bytes). */
-static void hook_log_lines(const char *what, const char *path, char *buf, size_t len, int final)
+/* Logs the hook's output line by line (up to HOOK_LOG_MAX bytes): at
+ * notice when the hook failed (its words are the reason), else at info. */
+static void hook_log_lines(const char *what, const char *path, char *buf, size_t len, int level)
 {
-	(void)final;
 	char *s = buf;
 	for (;;) {
 		char *nl = memchr(s, '\n', len - (size_t)(s - buf));
 		if (!nl)
 			break;
 		*nl = '\0';
-		log_info("hook %s [%s]: %s", what, path ? path : "", s);
+		log_msg(level, "hook %s [%s]: %s", what, path ? path : "", s);
 		s = nl + 1;
 	}
 	if ((size_t)(s - buf) < len)
-		log_info("hook %s [%s]: %.*s", what, path ? path : "", (int)(len - (size_t)(s - buf)), s);
+		log_msg(level, "hook %s [%s]: %.*s", what, path ? path : "",
+			(int)(len - (size_t)(s - buf)), s);
 }
 
 static int64_t mono_ms(void)
@@ -737,11 +738,12 @@ int scan_run_hook(const char *cmd, const struct scan_hook_env *e, int timeout_s)
 		kill(-pid, SIGKILL);
 	}
 	close(pfd[0]);
-	if (got)
-		hook_log_lines(what, e->path, buf, got, 1);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	int ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (got)
+		hook_log_lines(what, e->path, buf, got, ok ? LZ_INFO : LZ_NOTICE);
 	if (timed_out) {
 		log_warn("hook %s [%s]: timed out after %d s; killed", what, e->path ? e->path : "",
 			 timeout_s);
@@ -792,6 +794,7 @@ struct scan_ctx {
 	struct task *qhead, *qtail;
 	int qlen, qmax;
 	int active;                /* tasks being worked on */
+	int idle;                  /* workers waiting for a task */
 	int stopping, cancelled;
 	struct task *batch;        /* being filled by scan_submit */
 	struct scan_stats st;
@@ -1314,7 +1317,9 @@ static int submit_item(struct scan_ctx *c, int rootfd, struct titem *it)
 	c->batch->items[c->batch->n++] = *it;
 	c->st.queued++;
 	c->st.queued_bytes += (uint64_t)(it->size > 0 ? it->size : 0);
-	if (c->batch->n == c->batch->cap)
+	/* A full batch goes; so does a partial one while a worker has
+	 * nothing to do: batching is for when the workers are saturated. */
+	if (c->batch->n == c->batch->cap || c->idle > c->qlen)
 		queue_batch_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -1962,8 +1967,11 @@ static void *worker_main(void *arg)
 	struct scan_ctx *c = arg;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!c->qhead && !c->stopping)
+		while (!c->qhead && !c->stopping) {
+			c->idle++;
 			pthread_cond_wait(&c->cv_work, &c->mu);
+			c->idle--;
+		}
 		if (!c->qhead)
 			break;
 		struct task *t = c->qhead;
@@ -2138,13 +2146,14 @@ static void walk_file(struct walk *w, const char *rel, const struct stat *st)
 	w->local.seen++;
 	int rc = scan_tmpl_expand(c->tmpl, c->prefix, rel, ts_ns(&st->st_mtim), &key, err, sizeof err);
 	if (rc < 0) {
-		log_warn("%s: not ingested: %s", rel, err);
 		if (w->cb) {
+			log_warn("%s: not ingested: %s", rel, err);
 			struct scan_entry e = {.relpath = rel, .st = st};
 			if (w->cb(&e, w->arg))
 				w->stop = 1;
-		} else {
-			w->local.failed++;
+		} else if (scan_submit(c, w->rootfd, rel, st->st_size) == -ECANCELED) {
+			/* the worker fails it, with the on-failure hook */
+			w->stop = 1;
 		}
 		return;
 	}
