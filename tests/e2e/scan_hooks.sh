@@ -4,6 +4,7 @@
 # shell syntax run nothing), a pre-ingest hook's refusal skips the file, a
 # hook that hangs is killed after --hook-timeout, on-failure hears why.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/scanlib.bash"
 s3_start
 export AWS_ENDPOINT_URL=$S3_ENDPOINT
 CAT=$T_DIR/catalog.db
