@@ -588,7 +588,8 @@ static int job_watch(struct job_db *db, const char *name, int json)
 		int running = strcmp(j.state, "running") == 0;
 		if (!following && running && j.runs > runs)
 			following = 1;
-		if (following && !running)
+		/* A short run may start and end between two looks. */
+		if ((following || j.runs > runs) && !running)
 			break;
 		if (!following && (strcmp(j.state, "stopped") == 0 || j.stop))
 			break;

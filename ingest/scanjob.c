@@ -221,7 +221,7 @@ bad:
 			rc = -EINVAL;
 			break;
 		}
-		if (rc == 0 && strcmp(opt, "--name") != 0)
+		if (rc == 0)
 			rc = args_add(s, opt, val);
 	}
 	if (rc == 0 && runs > 1) {
