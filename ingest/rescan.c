@@ -51,6 +51,17 @@ struct cand {
 	int64_t due_ms;
 };
 
+/* What the last walks found unchanged and ingested: path hash -> hash of
+ * (size, mtime, ctime, inode) and the walk's generation, 16 bytes a file.
+ * A later walk that finds the same attributes does not read the catalog
+ * for that file; any inotify event about it forgets it; entries not seen
+ * by a full walk are dropped after it. ctime is in the hash, so even a
+ * rewrite that restores size and mtime is noticed. */
+struct known {
+	uint64_t h;                   /* 0 = empty slot */
+	uint64_t v;                   /* attribute hash << 8 | generation; 0 = forgotten */
+};
+
 struct wdent {
 	int wd;
 	char *rel;
@@ -81,6 +92,10 @@ struct rescan {
 	struct cand **ctab;
 	size_t ccap, ncand;
 	struct cand *head, *tail;
+	/* files known unchanged (rescanner thread only) */
+	struct known *ktab;
+	size_t kcap, nknown;
+	uint8_t gen;
 	/* watches (rescanner thread only) */
 	struct wdent **wtab;
 	size_t wcap, nwatch;
@@ -226,6 +241,103 @@ static void cand_drop(struct rescan *r, struct cand *c)
 	free(c);
 }
 
+/* ---------- files known unchanged ---------- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t path_hash(const char *rel)
+{
+	uint64_t h = str_hash(rel);
+	return h ? h : 1;
+}
+
+static uint64_t attr_val(const struct rescan *r, const struct stat *st)
+{
+	uint64_t a = mix64((uint64_t)st->st_size ^ mix64((uint64_t)ts_ns(&st->st_mtim) ^
+		     mix64((uint64_t)ts_ns(&st->st_ctim) ^ mix64((uint64_t)st->st_ino))));
+	return (a << 8) | r->gen;
+}
+
+static struct known *known_slot(struct known *tab, size_t cap, uint64_t h)
+{
+	size_t j = mix64(h) & (cap - 1);
+	while (tab[j].h && tab[j].h != h)
+		j = (j + 1) & (cap - 1);
+	return &tab[j];
+}
+
+/* Rebuilds the table with only the entries of generation `keep` (all live
+ * ones when keep_all), sized for them. */
+static void known_rebuild(struct rescan *r, int keep_all, size_t want)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < r->kcap; i++)
+		if (r->ktab[i].h && r->ktab[i].v && (keep_all || (uint8_t)r->ktab[i].v == r->gen))
+			live++;
+	if (want < live)
+		want = live;
+	size_t cap = 1024;
+	while (cap < want * 2)
+		cap *= 2;
+	struct known *t = calloc(cap, sizeof *t);
+	if (!t)
+		return; /* keep the old table; it is only a shortcut */
+	for (size_t i = 0; i < r->kcap; i++) {
+		struct known *e = &r->ktab[i];
+		if (e->h && e->v && (keep_all || (uint8_t)e->v == r->gen))
+			*known_slot(t, cap, e->h) = *e;
+	}
+	free(r->ktab);
+	r->ktab = t;
+	r->kcap = cap;
+	r->nknown = live;
+}
+
+static void known_put(struct rescan *r, const char *rel, const struct stat *st)
+{
+	if ((r->nknown + 1) * 10 > r->kcap * 7)
+		known_rebuild(r, 1, (r->nknown + 1) * 2);
+	if (!r->kcap)
+		return;
+	uint64_t h = path_hash(rel);
+	struct known *e = known_slot(r->ktab, r->kcap, h);
+	if (!e->h) {
+		e->h = h;
+		r->nknown++;
+	}
+	e->v = attr_val(r, st);
+}
+
+static void known_forget(struct rescan *r, const char *rel)
+{
+	if (!r->kcap)
+		return;
+	struct known *e = known_slot(r->ktab, r->kcap, path_hash(rel));
+	if (e->h)
+		e->v = 0;
+}
+
+/* The walker's question: unchanged since it was last found ingested? */
+static int known_cb(void *arg, const char *rel, const struct stat *st)
+{
+	struct rescan *r = arg;
+	if (!r->kcap)
+		return 0;
+	struct known *e = known_slot(r->ktab, r->kcap, path_hash(rel));
+	if (!e->h || !e->v || (e->v >> 8) != (attr_val(r, st) >> 8))
+		return 0;
+	e->v = attr_val(r, st); /* seen by this walk */
+	return 1;
+}
+
 /* ---------- looking at files ---------- */
 
 static int stat_beneath(struct rescan *r, const char *rel, struct stat *st)
@@ -259,6 +371,7 @@ static int busy(struct rescan *r, const char *rel)
 /* An inotify event named a file: track it if the catalog lacks it. */
 static void look_at_file(struct rescan *r, const char *rel)
 {
+	known_forget(r, rel);
 	if (cand_find(r, rel) || busy(r, rel))
 		return;
 	const char *name = strrchr(rel, '/');
@@ -416,8 +529,12 @@ static int walk_cb(const struct scan_entry *e, void *arg)
 		return 0; /* the template refused it (logged) */
 	if (cand_find(r, e->relpath))
 		return 0;
-	if (needs_work(r, e->relpath, e->st, e->row) && !busy(r, e->relpath))
-		cand_track(r, e->relpath, e->st);
+	if (needs_work(r, e->relpath, e->st, e->row)) {
+		if (!busy(r, e->relpath))
+			cand_track(r, e->relpath, e->st);
+	} else if (e->row && e->row->state == CAT_INGESTED) {
+		known_put(r, e->relpath, e->st);
+	}
 	return 0;
 }
 
@@ -433,7 +550,10 @@ static void walk(struct rescan *r, const char *rel)
 static void full_walk(struct rescan *r)
 {
 	int64_t t0 = mono_ms();
+	r->gen = r->gen == 255 ? 1 : r->gen + 1;
 	walk(r, "");
+	/* Files not met by this walk are gone (or moved): forget them. */
+	known_rebuild(r, 0, 0);
 	pthread_mutex_lock(&r->mu);
 	r->st.walks++;
 	pthread_mutex_unlock(&r->mu);
@@ -869,6 +989,7 @@ static void rescan_free(struct rescan *r)
 		}
 	}
 	free(r->wtab);
+	free(r->ktab);
 	job_db_close(r->jdb);
 	if (r->ifd >= 0)
 		close(r->ifd);
@@ -925,6 +1046,8 @@ int rescan_start(const struct rescan_config *cfg, struct cat *cat, struct s3_cli
 		log_err("rescan %s: inotify: %s", cfg->dir, strerror(errno));
 		goto fail;
 	}
+	r->cfg.scan.known = known_cb;
+	r->cfg.scan.known_arg = r;
 	if ((rc = scan_new(&r->cfg.scan, cat, s3, pool, &r->sc, err, sizeof err)) < 0) {
 		log_err("rescan %s: %s", cfg->dir, err[0] ? err : strerror(-rc));
 		goto fail;

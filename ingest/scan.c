@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
@@ -2138,13 +2139,31 @@ static void walk_flush_stats(struct walk *w)
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-static void walk_file(struct walk *w, const char *rel, const struct stat *st)
+/* One regular file: rel is its path, dir its directory ("" at the top),
+ * name its last component. */
+static void walk_file(struct walk *w, const char *rel, const char *dir, const char *name,
+		      const struct stat *st)
 {
 	struct scan_ctx *c = w->c;
 	char err[256];
 	char *key = NULL, *catpath = NULL;
 	w->local.seen++;
-	int rc = scan_tmpl_expand(c->tmpl, c->prefix, rel, ts_ns(&st->st_mtim), &key, err, sizeof err);
+	if (c->cfg.known && c->cfg.known(c->cfg.known_arg, rel, st)) {
+		w->local.unchanged++;
+		return;
+	}
+	int rc = 0;
+	struct scan_row one;
+	const struct scan_row *row = NULL;
+	if (c->cfg.path_mode == SCAN_PATH_REL && w->cb) {
+		/* The spool: the catalog path is the file's path, and the key is
+		 * the workers' business. One catalog listing per directory. */
+		rc = dcache_load(c, &w->dc, dir);
+		if (rc == 0)
+			row = dcache_get(&w->dc, name);
+		goto decided;
+	}
+	rc = scan_tmpl_expand(c->tmpl, c->prefix, rel, ts_ns(&st->st_mtim), &key, err, sizeof err);
 	if (rc < 0) {
 		if (w->cb) {
 			log_warn("%s: not ingested: %s", rel, err);
@@ -2163,13 +2182,11 @@ static void walk_file(struct walk *w, const char *rel, const struct stat *st)
 		w->stop = 1;
 		return;
 	}
-	struct scan_row one;
-	const struct scan_row *row = NULL;
 	if (scan_tmpl_dir_stable(c->tmpl) || c->cfg.path_mode == SCAN_PATH_REL) {
 		const char *slash = strrchr(catpath, '/');
-		char *dir = slash ? strndup(catpath, (size_t)(slash - catpath)) : strdup("");
-		rc = dir ? dcache_load(c, &w->dc, dir) : -ENOMEM;
-		free(dir);
+		char *cdir = slash ? strndup(catpath, (size_t)(slash - catpath)) : strdup("");
+		rc = cdir ? dcache_load(c, &w->dc, cdir) : -ENOMEM;
+		free(cdir);
 		if (rc == 0)
 			row = dcache_get(&w->dc, slash ? slash + 1 : catpath);
 	} else {
@@ -2183,14 +2200,15 @@ static void walk_file(struct walk *w, const char *rel, const struct stat *st)
 			rc = 0;
 		}
 	}
+decided:
 	if (rc < 0) {
 		/* The catalog cannot say: let a worker decide with a fresh look. */
 		log_warn("%s: catalog lookup failed (%s)", rel, strerror(-rc));
 		row = NULL;
 	}
 	if (w->cb) {
-		struct scan_entry e = {.relpath = rel, .catpath = catpath, .key = key, .st = st,
-				       .row = row};
+		struct scan_entry e = {.relpath = rel, .catpath = catpath ? catpath : rel, .key = key,
+				       .st = st, .row = row};
 		if (w->cb(&e, w->arg))
 			w->stop = 1;
 		goto out;
@@ -2324,13 +2342,18 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 			}
 			nsub++;
 		} else if (S_ISREG(st.st_mode)) {
-			char *child = join(rel, name);
-			if (!child) {
-				w->stop = 1;
-				break;
+			char child[PATH_MAX];
+			size_t rl = strlen(rel), nl = strlen(name);
+			if (rl + nl + 2 > sizeof child) {
+				log_warn("%s/%s: path too long; left alone", rel, name);
+				w->local.unreadable++;
+				continue;
 			}
-			walk_file(w, child, &st);
-			free(child);
+			memcpy(child, rel, rl);
+			if (rl)
+				child[rl++] = '/';
+			memcpy(child + rl, name, nl + 1);
+			walk_file(w, child, rel, name, &st);
 		} else {
 			log_debug("%s%s%s: not a regular file; left alone", rel, *rel ? "/" : "", name);
 			w->local.not_regular++;

@@ -179,6 +179,11 @@ struct scan_config {
 	/* Whether another actor owns relpath now (the mount has it open). */
 	int (*busy)(void *arg, const char *relpath);
 	void *busy_arg;
+	/* The walker asks first whether a file is known unchanged since an
+	 * earlier walk (the rescanner's memory): then the catalog is not read
+	 * for it. May be NULL. */
+	int (*known)(void *arg, const char *relpath, const struct stat *st);
+	void *known_arg;
 	/* No-op mode and verbose runs: one call per decision. */
 	void (*report)(void *arg, const char *what, const char *relpath, const char *key,
 		       int64_t size);
