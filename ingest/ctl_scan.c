@@ -55,7 +55,7 @@ static const char scan_usage[] =
 	"LZFS_SHA256 LZFS_ERROR LZFS_BUCKET LZFS_MODE LZFS_HOOK):\n"
 	"  --pre-ingest CMD     a non-zero exit skips the file\n"
 	"  --post-ingest CMD  --on-failure CMD  --hook-timeout SECS (60)\n"
-	"Work: --workers N (8) --files-per-task N (50) --max-retries N (2)\n"
+	"Work: --workers N (files sent at once; 16) --files-per-task N (50) --max-retries N (2)\n"
 	"      --timeout SECS (per pass; 0 none) --settle-time SECS (0 once, else 5)\n"
 	"      --name NAME (lock and catalog source scan:NAME; default from the paths)\n"
 	"S3:   --endpoint URL ($AWS_ENDPOINT_URL, else AWS)  --region R (us-east-1)\n"
@@ -228,6 +228,7 @@ struct conn {
 	int path_style;      /* -1 automatic */
 	int insecure;
 	uint64_t part_size;
+	int connections;     /* requests in flight: at least --workers */
 };
 
 /* Takes the connection and output options out of argv (in place);
@@ -312,6 +313,7 @@ static int s3_setup(const struct conn *c, const char *bucket, struct s3_creds *c
 		.creds = creds,
 		.insecure_tls = c->insecure,
 		.ca_file = c->ca_file,
+		.max_connections = c->connections,
 	};
 	if ((rc = s3_client_new(&cfg, out)) < 0) {
 		ctl_err("scan", "cannot set up the S3 client: %s", strerror(-rc));
@@ -415,6 +417,7 @@ int ctl_scan(int argc, char **argv, const struct ctl_opts *co)
 	if ((ex = ctl_open(co, "scan", CAT_CREATE, &cat)) != CTL_OK)
 		goto out;
 	ex = CTL_ERROR;
+	c.connections = s->cfg.workers > 16 ? s->cfg.workers : 16;
 	if (s3_setup(&c, s->bucket, &creds, &s3) < 0)
 		goto out;
 	struct up_config ucfg = {.part_size = s->cfg.part_size, .workers = s->cfg.workers};

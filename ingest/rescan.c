@@ -1064,7 +1064,7 @@ int rescan_start(const struct rescan_config *cfg, struct cat *cat, struct s3_cli
 		goto fail;
 	}
 	log_info("rescan %s: watching (full walk every %d s, settle %d s, %d workers, %d files per task%s)",
-		 r->dir, r->cfg.interval, r->cfg.settle, r->cfg.scan.workers > 0 ? r->cfg.scan.workers : 4,
+		 r->dir, r->cfg.interval, r->cfg.settle, r->cfg.scan.workers > 0 ? r->cfg.scan.workers : 8,
 		 r->cfg.scan.files_per_task > 0 ? r->cfg.scan.files_per_task : 50,
 		 r->jdb ? ", running scan jobs" : "");
 	*out = r;

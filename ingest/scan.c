@@ -802,7 +802,33 @@ struct scan_ctx {
 
 	pthread_t *threads;
 	int nthreads;
+
+	/* Upload slots: cfg.workers files are sent at once, while the other
+	 * threads wait for their catalog commits or read files, so that the
+	 * catalog's fsync latency does not idle the network. */
+	pthread_mutex_t slot_mu;
+	pthread_cond_t slot_cv;
+	int slots;
 };
+
+#define THREADS_PER_SLOT 4
+
+static void slot_get(struct scan_ctx *c)
+{
+	pthread_mutex_lock(&c->slot_mu);
+	while (c->slots == 0)
+		pthread_cond_wait(&c->slot_cv, &c->slot_mu);
+	c->slots--;
+	pthread_mutex_unlock(&c->slot_mu);
+}
+
+static void slot_put(struct scan_ctx *c)
+{
+	pthread_mutex_lock(&c->slot_mu);
+	c->slots++;
+	pthread_cond_signal(&c->slot_cv);
+	pthread_mutex_unlock(&c->slot_mu);
+}
 
 #define STAT_ADD(c, field, v)                    \
 	do {                                     \
@@ -1083,7 +1109,7 @@ int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s
 		return -ENOMEM;
 	c->cfg = *cfg;
 	if (c->cfg.workers <= 0)
-		c->cfg.workers = 4;
+		c->cfg.workers = 8;
 	if (c->cfg.workers > 256)
 		c->cfg.workers = 256;
 	if (c->cfg.files_per_task <= 0)
@@ -1104,7 +1130,13 @@ int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s
 	pthread_cond_init(&c->cv_room, NULL);
 	pthread_cond_init(&c->cv_idle, NULL);
 	pthread_cond_init(&c->cv_cancel, NULL);
-	c->qmax = c->cfg.workers * 2;
+	c->slots = c->cfg.workers;
+	pthread_mutex_init(&c->slot_mu, NULL);
+	pthread_cond_init(&c->slot_cv, NULL);
+	int nthreads = c->cfg.workers * THREADS_PER_SLOT;
+	if (nthreads > 256)
+		nthreads = 256;
+	c->qmax = nthreads * 2;
 	int oom = 0, rc;
 	c->bucket = dup_or_null(cfg->bucket ? cfg->bucket : "", &oom);
 	c->prefix = dup_or_null(cfg->prefix ? cfg->prefix : "", &oom);
@@ -1158,12 +1190,12 @@ int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s
 	c->put_opts.meta = c->meta;
 	c->put_opts.nmeta = c->nmeta;
 
-	c->threads = calloc((size_t)c->cfg.workers, sizeof *c->threads);
+	c->threads = calloc((size_t)nthreads, sizeof *c->threads);
 	if (!c->threads) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (int i = 0; i < c->cfg.workers; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		if ((rc = pthread_create(&c->threads[i], NULL, worker_main, c)) != 0) {
 			rc = -rc;
 			snprintf(err, errlen, "cannot start scan workers: %s", strerror(-rc));
@@ -1215,6 +1247,8 @@ void scan_free(struct scan_ctx *c)
 	pthread_cond_destroy(&c->cv_room);
 	pthread_cond_destroy(&c->cv_idle);
 	pthread_cond_destroy(&c->cv_cancel);
+	pthread_cond_destroy(&c->slot_cv);
+	pthread_mutex_destroy(&c->slot_mu);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -1490,7 +1524,9 @@ static int do_upload(struct scan_ctx *c, int fd, const struct stat *st, struct f
 	fill_obj(c, &o, f->catpath, f->key, st);
 	int rc;
 	if ((uint64_t)st->st_size < c->cfg.part_size) {
+		slot_get(c);
 		rc = up_file(c->pool, fd, f->key, &c->put_opts, NULL, &res);
+		slot_put(c);
 		if (rc < 0)
 			return rc;
 		o.size = (int64_t)res.size;
@@ -1508,7 +1544,9 @@ static int do_upload(struct scan_ctx *c, int fd, const struct stat *st, struct f
 		}
 		struct up_track t = {.c = c, .id = o.id};
 		struct up_hooks hooks = {.created = track_created, .part_done = track_part, .arg = &t};
+		slot_get(c);
 		rc = up_file(c->pool, fd, f->key, &c->put_opts, &hooks, &res);
+		slot_put(c);
 		if (rc == 0 && !__atomic_load_n(&t.uploading, __ATOMIC_ACQUIRE))
 			rc = cat_obj_set_uploading(c->cat, o.id, NULL);
 		if (rc == 0)
@@ -1816,7 +1854,9 @@ static enum outcome file_once(struct scan_ctx *c, int rootfd, const char *rel, s
 		}
 	}
 	if (action == SCAN_APPEND) {
+		slot_get(c);
 		rc = do_append(c, fd, &st, &row, f);
+		slot_put(c);
 		if (rc == 0) {
 			out = O_APPENDED;
 			goto done;

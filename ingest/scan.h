@@ -168,7 +168,9 @@ struct scan_config {
 	int hook_timeout;               /* seconds; default 60 */
 	int max_retries;                /* per file, after the S3 client's own; default 2 */
 	int retry_delay_ms;             /* first retry delay; default 1000, doubling */
-	int workers;                    /* file workers; default 4 */
+	int workers;                    /* files uploaded at once; default 8 (the scan runs
+					 * 4 threads per upload slot, so that files waiting
+					 * for their catalog commit do not idle the network) */
 	int files_per_task;             /* files handed to a worker at once; default 50 */
 	uint64_t part_size;             /* the pool's first part size (single PUT below it) */
 	const char *source;             /* catalog source: "rescan", "scan:NAME" */
@@ -218,7 +220,7 @@ struct scan_ctx;
  * ASCII (it travels in an HTTP header). -EINVAL with err set. */
 int scan_meta_check(const char *item, char *err, size_t errlen);
 
-/* Starts cfg->workers threads (owned by the scan). cat, s3 and pool are
+/* Starts 4 x cfg->workers threads (owned by the scan). cat, s3 and pool are
  * the caller's and must outlive the scan. */
 int scan_new(const struct scan_config *cfg, struct cat *cat, struct s3_client *s3,
 	     struct up_pool *pool, struct scan_ctx **out, char *err, size_t errlen);

@@ -89,7 +89,7 @@ int sj_parse(int argc, char **argv, struct sj_spec **out, char *err, size_t errl
 	}
 	s->cfg.mode = SCAN_PUT_SYNC;
 	s->cfg.max_retries = 2;
-	s->cfg.workers = 8;
+	s->cfg.workers = 16;
 	s->cfg.files_per_task = 50;
 	s->settle = -1;
 	const char *pos[2] = {NULL, NULL};

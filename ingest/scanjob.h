@@ -13,7 +13,7 @@
  *   --collection PATH      catalog collection of the target prefix (the prefix)
  *   --metadata NAME=VALUE                              (repeatable)
  *   --pre-ingest CMD, --post-ingest CMD, --on-failure CMD, --hook-timeout SECS
- *   --max-retries N (2), --timeout SECS (per pass, 0 = none), --workers N (8),
+ *   --max-retries N (2), --timeout SECS (per pass, 0 = none), --workers N (16),
  *   --files-per-task N (50), --settle-time SECS (0 once, else 5),
  *   --name NAME            the scan's name (default: derived from source and target)
  * then SOURCE_DIR s3://BUCKET[/PREFIX], or for register only s3://BUCKET[/PREFIX].
