@@ -579,6 +579,60 @@ static void test_up_file(void **state)
 	up_pool_free(p);
 }
 
+/* Content type, metadata and the SHA-256 checksum reach S3, for a single
+ * PUT and a multipart upload, though the caller's opts are gone by then. */
+static struct up_stream *open_with_opts(struct up_pool *p, const char *key, int spool)
+{
+	char ct[32], name[32], value[32];
+	snprintf(ct, sizeof ct, "text/x-lzfs");
+	snprintf(name, sizeof name, "instrument");
+	snprintf(value, sizeof value, "%s", key);
+	struct s3_meta meta[1] = {{.name = name, .value = value}};
+	struct s3_put_opts opts = {.content_type = ct, .meta = meta, .nmeta = 1,
+				   .checksum_sha256 = 1};
+	struct up_stream *s;
+	assert_int_equal(up_stream_open(p, key, spool, &opts, NULL, &s), 0);
+	memset(ct, 'x', sizeof ct - 1);
+	memset(name, 'x', sizeof name - 1);
+	memset(value, 'x', sizeof value - 1);
+	return s;
+}
+
+static void test_opts(void **state)
+{
+	struct up_pool *p = pool_new(5 * MiB, 0, 64 * MiB, 2, NULL);
+	const char *keys[] = {"opts/small", "opts/multi"};
+	const uint64_t sizes[] = {1000, 11 * MiB};
+	for (int i = 0; i < 2; i++) {
+		int spool = spool_new();
+		struct up_stream *s = open_with_opts(p, keys[i], spool);
+		assert_int_equal(stream_write(s, spool, 50 + i, 0, sizes[i], MiB), 0);
+		struct up_result res;
+		assert_int_equal(up_stream_finish(s, &res), 0);
+		assert_int_equal(res.parts, i ? 3 : 0);
+		verify(keys[i], spool, &res);
+		struct s3_object_info info = {0};
+		assert_int_equal(s3_head_object(s3, keys[i], &info, NULL), 0);
+		assert_string_equal(info.content_type, "text/x-lzfs");
+		char want[128];
+		snprintf(want, sizeof want, "instrument=%s\n", keys[i]);
+		assert_non_null(info.meta);
+		assert_non_null(strstr(info.meta, want));
+		if (i == 0 && info.checksum_sha256[0]) {
+			/* S3 checked it (BadDigest otherwise); a server that keeps
+			 * it returns the same (the test S3 does not). */
+			unsigned char d[32];
+			char b64[64];
+			assert_int_equal(hash_unhex(res.sha256, d, 32), 0);
+			hash_base64(d, 32, b64);
+			assert_string_equal(info.checksum_sha256, b64);
+		}
+		s3_object_info_clear(&info);
+		close(spool);
+	}
+	up_pool_free(p);
+}
+
 struct writer {
 	struct up_pool *p;
 	char key[64];
@@ -732,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_part_growth),
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_up_file),
+		cmocka_unit_test(test_opts),
 		cmocka_unit_test(test_concurrent_backpressure),
 		cmocka_unit_test(test_injected_503),
 		cmocka_unit_test(test_server_down),
