@@ -188,7 +188,7 @@ static void describe(char *out, size_t n, const char *what, int rc, const struct
 {
 	if (st && (st->http_status || st->code[0]))
 		fmt(out, n, "%s: %s (HTTP %ld %s: %s)", what, strerror(-rc),
-			 st->http_status, st->code, st->message);
+		    st->http_status, st->code, st->message);
 	else
 		fmt(out, n, "%s: %s", what, strerror(-rc));
 }
@@ -577,16 +577,16 @@ static int feed(struct up_stream *s, const unsigned char *buf, size_t len)
 {
 	while (len > 0) {
 		if (s->seen == s->part_start + s->part_len) {
-			int rc = queue_part(s);
-			if (rc < 0)
-				return rc;
 			if (s->part_no >= s->p->cfg.max_parts) {
 				char why[96];
 				fmt(why, sizeof why, "the object needs more than %d parts",
-					 s->p->cfg.max_parts);
+				    s->p->cfg.max_parts);
 				fail_local(s, -EFBIG, why);
 				return -EFBIG;
 			}
+			int rc = queue_part(s);
+			if (rc < 0)
+				return rc;
 			s->part_no++;
 			s->part_start = s->seen;
 			s->part_len = up_part_size(&s->p->cfg, s->part_no);
@@ -654,7 +654,7 @@ int up_stream_write(struct up_stream *s, off_t off, const void *buf, size_t len)
 		} else {
 			char why[96];
 			fmt(why, sizeof why, "write at %jd, expected %" PRIu64,
-				 (intmax_t)off, s->seen);
+			    (intmax_t)off, s->seen);
 			stream_break(s, why);
 			s->err_reported = 1;
 			return -ESPIPE;
@@ -710,7 +710,7 @@ void up_stream_truncate(struct up_stream *s, off_t size)
 	if (sz < s->part_start) {
 		char why[96];
 		fmt(why, sizeof why, "truncated to %" PRIu64 ", %" PRIu64 " already queued",
-			 sz, s->part_start);
+		    sz, s->part_start);
 		stream_break(s, why);
 		s->err_reported = 1;
 		return;
@@ -719,7 +719,7 @@ void up_stream_truncate(struct up_stream *s, off_t size)
 	if (rc < 0) {
 		char why[96];
 		fmt(why, sizeof why, "cannot rehash after a truncate to %" PRIu64 ": %s",
-			 sz, strerror(-rc));
+		    sz, strerror(-rc));
 		stream_break(s, why);
 		s->err_reported = 1;
 	}
@@ -810,11 +810,11 @@ static int complete(struct up_stream *s, int n, struct up_result *res)
 	}
 	if (info.size != s->seen) {
 		fmt(s->why, sizeof s->why, "completed object has %" PRIu64 " bytes, %" PRIu64
-			 " were streamed", info.size, s->seen);
+		    " were streamed", info.size, s->seen);
 		rc = -EIO;
 	} else if (res->etag[0] && info.etag[0] && strcmp(res->etag, info.etag) != 0) {
 		fmt(s->why, sizeof s->why, "completed object has ETag %s, not %s",
-			 info.etag, res->etag);
+		    info.etag, res->etag);
 		rc = -EIO;
 	}
 	s3_object_info_clear(&info);
