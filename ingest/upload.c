@@ -18,7 +18,9 @@
  * served first come first served, so a stream with big parts is not starved
  * by streams with small ones. Nothing waits on a writer, so this cannot
  * deadlock: while a writer waits, the backlog is non-empty and the workers
- * are draining it.
+ * are draining it. Parts that have grown past mem_limit (very large objects)
+ * therefore go one at a time: mem_limit should be at least workers x the
+ * part size of the objects expected.
  *
  * The multipart upload is created by the first worker that takes a part of
  * the stream, not by the writer: the write that completes the first part
@@ -40,7 +42,8 @@
  *
  * Failures: a part that fails after the S3 client's retries fails its
  * stream: the stream's queued parts are dropped at once (freeing backlog),
- * the next write returns -EIO once and later writes are ignored (0), and
+ * the next write returns -EIO once (-EFBIG for an object that needs more than
+ * max_parts parts) and later writes are ignored (0), and
  * up_stream_broken() says so. finish then aborts the upload and returns the
  * first error. The spool file is untouched, so the caller can up_file() it.
  */
@@ -95,8 +98,8 @@ uint64_t up_part_size(const struct up_config *cfg, int part_number)
 	cfg_normalize(cfg, &c);
 	if (part_number < 1)
 		part_number = 1;
-	/* Twenty doublings of any part size >= 5 MiB pass the 5 GiB cap, so
-	 * max_parts parts always reach 5 TiB when max_parts is 10000. */
+	/* Ten doublings take 5 MiB to the 5 GiB cap: with 10000 parts (500 per
+	 * size) the sum is about 27 TiB, well past S3's 5 TiB object limit. */
 	int step = c.max_parts / 20;
 	if (step < 1)
 		step = 1;
@@ -858,10 +861,9 @@ int up_stream_finish(struct up_stream *s, struct up_result *res)
 	}
 
 	if (rc < 0) {
-		if (rc == -ESPIPE)
-			log_warn("upload %s: not finished, the stream broke", s->key);
-		else
-			log_err("upload %s failed: %s", s->key,
+		/* A break was logged when it happened. */
+		if (rc != -ESPIPE)
+			log_err("upload %s failed (errno %d): %s", s->key, -rc,
 				s->why[0] ? s->why : strerror(-rc));
 		memset(res, 0, sizeof *res);
 		stream_teardown(s);
