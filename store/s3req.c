@@ -459,7 +459,11 @@ static int build(struct s3_client *c, struct s3_req *r, const char *sha, char **
 		goto out;
 	for (int i = 0; i < nh && !rc; i++) {
 		buf_reset(&line);
-		buf_addf(&line, "%s: %s", h[i].name, h[i].value);
+		/* curl drops "Name:" with nothing after it; "Name;" sends it empty. */
+		if (h[i].value[strspn(h[i].value, " \t")] == '\0')
+			buf_addf(&line, "%s;", h[i].name);
+		else
+			buf_addf(&line, "%s: %s", h[i].name, h[i].value);
 		struct curl_slist *n = buf_failed(&line) ? NULL : curl_slist_append(l, buf_str(&line));
 		if (!n)
 			rc = -ENOMEM;

@@ -157,8 +157,8 @@ static void roundtrip(const char *key, size_t size)
 	hash_md5(data, size, md5);
 	hash_hex(md5, 16, md5hex);
 	struct s3_body body = {.buf = data, .fd = -1, .len = size, .md5 = md5};
-	struct s3_meta meta[] = {{"origin", "instrument-7"}, {"Run-Id", "42"}};
-	struct s3_put_opts opts = {.content_type = "application/x-test", .meta = meta, .nmeta = 2};
+	struct s3_meta meta[] = {{"origin", "instrument-7"}, {"Run-Id", "42"}, {"empty", ""}};
+	struct s3_put_opts opts = {.content_type = "application/x-test", .meta = meta, .nmeta = 3};
 	assert_int_equal(s3_put_object(c, key, &body, &opts, etag, &st), 0);
 	assert_string_equal(etag, md5hex);
 
