@@ -522,8 +522,8 @@ async function relayError(ctx, ures) {
   throw new S3Err(code, text(body, 'Message') || '', detail, status);
 }
 
-// Streams an upstream answer to the client, applying slow_bps and reset
-// faults to the body. extraHeaders are added; dropHeaders removed.
+// Streams an upstream answer to the client, with extraHeaders, applying the
+// slow_bps and response-reset faults to its body.
 function relay(ctx, ures, extraHeaders, fault) {
   const res = ctx.res;
   const headers = { ...ures.headers, ...extraHeaders };
@@ -549,6 +549,7 @@ function relay(ctx, ures, extraHeaders, fault) {
     let n = 0;
     stages.push(new Transform({
       transform(chunk, enc, cb) {
+        if (n >= cut) return cb(); // cut already; the socket is going
         if (n + chunk.length < cut) {
           n += chunk.length;
           return cb(null, chunk);
