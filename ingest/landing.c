@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mpulog.h"
 
 #define NODE_BUCKETS 256
 
@@ -39,6 +40,7 @@ struct node {
 	struct up_stream *st;     /* streaming upload of the current content */
 	int st_fd;
 	char *st_key;
+	char *st_mpu_id;          /* multipart upload of the stream, once created */
 	pthread_mutex_t idmu;
 	int64_t obj_id;           /* row of the version being written, 0 if none */
 	int obj_uploading;        /* that row is in state uploading */
@@ -55,7 +57,8 @@ struct land_fh {
 struct work {
 	struct work *next;
 	struct node *n;           /* commit this node (durability=async), or */
-	int64_t obj_id;           /* upload this pending row from the spool */
+	int64_t obj_id;           /* upload this pending row from the spool, or */
+	int orphans;              /* abort leftover multipart uploads */
 	struct timespec due;
 	int attempts;
 };
@@ -67,6 +70,7 @@ struct land {
 	struct cat *cat;
 	struct up_pool *pool;
 	int rootfd;
+	struct mpl *mpl;
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -227,6 +231,7 @@ static void node_put(struct land *l, struct node *n)
 	pthread_mutex_destroy(&n->mu);
 	pthread_mutex_destroy(&n->idmu);
 	free(n->st_key);
+	free(n->st_mpu_id);
 	free(n->path);
 	free(n);
 }
@@ -353,6 +358,11 @@ static void hook_created(void *arg, const char *upload_id)
 {
 	struct node *n = arg;
 	int64_t id;
+	mpl_add(n->l->mpl, n->st_key, upload_id, n);
+	pthread_mutex_lock(&n->idmu);
+	free(n->st_mpu_id);
+	n->st_mpu_id = strdup(upload_id);
+	pthread_mutex_unlock(&n->idmu);
 	if (node_ensure_row(n->l, n, n->st_fd, &id) != 0)
 		return; /* logged by the catalog; the upload goes on, registration at close */
 	pthread_mutex_lock(&n->idmu);
@@ -419,6 +429,75 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 	return rc;
 }
 
+/* ---------- multipart uploads to settle ---------- */
+
+/* Hooks of up_file(): journal the upload it creates, keep its id. */
+struct file_hook {
+	struct land *l;
+	struct node *n;          /* for part_done into the catalog, may be NULL */
+	const void *owner;
+	const char *key;
+	char *id;
+};
+
+static void hook_file_created(void *arg, const char *upload_id)
+{
+	struct file_hook *h = arg;
+	mpl_add(h->l->mpl, h->key, upload_id, h->owner);
+	free(h->id);
+	h->id = strdup(upload_id);
+}
+
+static void hook_file_part_done(void *arg, int part_number, const char *etag, uint64_t size)
+{
+	struct file_hook *h = arg;
+	if (h->n)
+		hook_part_done(h->n, part_number, etag, size);
+}
+
+static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts);
+
+struct settle_ctx {
+	struct land *l;
+	const char *ok_id;
+	int left;
+};
+
+static int settle_one(const char *key, const char *upload_id, void *arg)
+{
+	struct settle_ctx *c = arg;
+	if (c->ok_id && strcmp(upload_id, c->ok_id) == 0)
+		return 1; /* completed */
+	if (s3_mpu_abort(c->l->s3, key, upload_id, NULL) == 0)
+		return 1;
+	c->left++;
+	return 0;
+}
+
+/* After a commit (or a failed one): every multipart upload the owner
+ * created but did not complete is aborted; those S3 does not confirm stay
+ * in the journal and the background thread tries again. */
+static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
+{
+	struct settle_ctx c = {.l = l, .ok_id = ok_id};
+	mpl_settle(l->mpl, owner, settle_one, &c);
+	if (c.left) {
+		log_warn("%d multipart upload(s) could not be aborted now; retrying in the background",
+			 c.left);
+		struct work *w = calloc(1, sizeof *w);
+		if (w) {
+			w->orphans = 1;
+			now_plus(&w->due, l->cfg.retry_secs * 1000);
+			pthread_mutex_lock(&l->qmu);
+			w->next = l->queue;
+			l->queue = w;
+			l->qlen++;
+			pthread_cond_signal(&l->qcv);
+			pthread_mutex_unlock(&l->qmu);
+		}
+	}
+}
+
 /* ---------- background work ---------- */
 
 static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts)
@@ -476,9 +555,14 @@ static int retry_row(struct land *l, int64_t id)
 		return 0;
 	}
 	struct up_result res;
+	int owner;
+	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
+	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
 	if (rc == 0)
-		rc = up_file(l->pool, fd, o.key, &put_opts, NULL, &res);
+		rc = up_file(l->pool, fd, o.key, &put_opts, &hooks, &res);
+	settle_uploads(l, &owner, rc == 0 ? fh.id : NULL);
+	free(fh.id);
 	if (rc == 0) {
 		rc = cat_obj_set_ingested(l->cat, id, (int64_t)res.size, res.sha256, res.etag);
 		if (rc == 0) {
@@ -549,7 +633,9 @@ static void *land_thread(void *arg)
 		l->qlen--;
 		pthread_mutex_unlock(&l->qmu);
 
-		if (w->n) {
+		if (w->orphans) {
+			settle_uploads(l, NULL, NULL);
+		} else if (w->n) {
 			pthread_mutex_lock(&w->n->mu);
 			commit_sync(l, w->n);
 			pthread_mutex_unlock(&w->n->mu);
@@ -631,13 +717,42 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 		log_err("landing directory %s: %s", cfg->spool_dir, strerror(errno));
 		goto fail;
 	}
+	char *jfile = NULL;
+	if (asprintf(&jfile, "%s/%s/uploads", cfg->spool_dir, LAND_RESERVED) < 0) {
+		rc = -ENOMEM;
+		close(l->rootfd);
+		goto fail;
+	}
+	rc = mpl_open(jfile, &l->mpl);
+	free(jfile);
+	if (rc < 0) {
+		close(l->rootfd);
+		goto fail;
+	}
+	if (mpl_count(l->mpl) > 0)
+		log_notice("recovery: %d multipart upload(s) from before are aborted in the background",
+			   mpl_count(l->mpl));
 	rc = pthread_create(&l->thread, NULL, land_thread, l);
 	if (rc) {
 		rc = -rc;
+		mpl_close(l->mpl);
 		close(l->rootfd);
 		goto fail;
 	}
 	cat_unfinished(cat, queue_unfinished, l);
+	if (mpl_count(l->mpl) > 0) {
+		struct work *w = calloc(1, sizeof *w);
+		if (w) {
+			w->orphans = 1;
+			now_plus(&w->due, 0);
+			pthread_mutex_lock(&l->qmu);
+			w->next = l->queue;
+			l->queue = w;
+			l->qlen++;
+			pthread_cond_signal(&l->qcv);
+			pthread_mutex_unlock(&l->qmu);
+		}
+	}
 	*out = l;
 	return 0;
 fail:
@@ -672,11 +787,13 @@ void land_close(struct land *l)
 			if (n->st_fd >= 0)
 				close(n->st_fd);
 			free(n->st_key);
+			free(n->st_mpu_id);
 			free(n->path);
 			free(n);
 		}
 	}
 	close(l->rootfd);
+	mpl_close(l->mpl);
 	free(l->bucket);
 	free(l->prefix);
 	free(l->spool_dir);
@@ -711,6 +828,10 @@ static void stream_drop(struct node *n)
 	}
 	free(n->st_key);
 	n->st_key = NULL;
+	pthread_mutex_lock(&n->idmu);
+	free(n->st_mpu_id);
+	n->st_mpu_id = NULL;
+	pthread_mutex_unlock(&n->idmu);
 }
 
 /* Starts streaming the node's content from offset 0 (new or truncated
@@ -751,6 +872,7 @@ static int commit_sync(struct land *l, struct node *n)
 		return 0;
 	if (n->unlinked) {
 		stream_drop(n);
+		settle_uploads(l, n, NULL);
 		pthread_mutex_lock(&n->idmu);
 		if (n->obj_id)
 			cat_obj_set_deleted(l->cat, n->obj_id, "unlinked while being written");
@@ -767,10 +889,15 @@ static int commit_sync(struct land *l, struct node *n)
 	}
 	struct up_result res;
 	int rc;
+	char *ok_id = NULL; /* the multipart upload that became the object */
 	if (n->st && !up_stream_broken(n->st)) {
 		struct up_stream *st = n->st;
 		n->st = NULL;
 		rc = up_stream_finish(st, &res);
+		pthread_mutex_lock(&n->idmu);
+		if (rc == 0 && n->st_mpu_id)
+			ok_id = strdup(n->st_mpu_id);
+		pthread_mutex_unlock(&n->idmu);
 		if (rc == 0 && strcmp(n->st_key, key) != 0) {
 			/* Renamed while being written: the upload went to the old name. */
 			rc = s3_move(l, n->st_key, key);
@@ -785,6 +912,8 @@ static int commit_sync(struct land *l, struct node *n)
 		}
 		log_warn("%s: streamed upload did not complete (%s); uploading from the spool", path,
 			 strerror(-rc));
+		free(ok_id);
+		ok_id = NULL;
 	}
 	stream_drop(n);
 
@@ -803,8 +932,15 @@ static int commit_sync(struct land *l, struct node *n)
 		if (!n->obj_uploading && cat_obj_set_uploading(l->cat, id, NULL) == 0)
 			n->obj_uploading = 1;
 		pthread_mutex_unlock(&n->idmu);
-		struct up_hooks hooks = {.part_done = hook_part_done, .arg = n};
+		struct file_hook fhk = {.l = l, .n = n, .owner = n, .key = key};
+		struct up_hooks hooks = {.created = hook_file_created,
+					 .part_done = hook_file_part_done,
+					 .arg = &fhk};
 		rc = up_file(l->pool, fd, key, &put_opts, &hooks, &res);
+		if (rc == 0)
+			ok_id = fhk.id;
+		else
+			free(fhk.id);
 		if (rc == 0 && (rc = node_register(l, n, fd, key, &res)) == 0) {
 			stat_add(l, &l->stats.files_from_spool, 1);
 			n->dirty = 0;
@@ -849,6 +985,8 @@ static int commit_sync(struct land *l, struct node *n)
 		rc = 0;
 	}
 out:
+	settle_uploads(l, n, ok_id);
+	free(ok_id);
 	free(key);
 	free(path);
 	return rc;
