@@ -1080,7 +1080,13 @@ async function route(ctx) {
   const te = req.headers['transfer-encoding'];
   const clen = req.headers['content-length'];
   const hasBody = (clen !== undefined && Number(clen) > 0) || te !== undefined;
-  if ((ctx.method === 'PUT' || ctx.method === 'POST') && clen === undefined && te !== undefined) {
+  // S3 wants the length up front: chunked uploads are refused, and a PUT
+  // without any length is too.
+  if (te !== undefined && (ctx.method === 'PUT' || ctx.method === 'POST')) {
+    throw new S3Err('NotImplemented', 'A header you provided implies functionality that is not implemented',
+      { Header: 'Transfer-Encoding' }, 501);
+  }
+  if ((ctx.op === 'PutObject' || ctx.op === 'UploadPart') && clen === undefined) {
     throw new S3Err('MissingContentLength', 'You must provide the Content-Length HTTP header.');
   }
   const size = Number(clen || 0);
