@@ -85,7 +85,10 @@ const faults = new Faults(path.join(DIR, 'faults.log'));
 const uploads = new Uploads(path.join(DIR, 'uploads.journal'));
 const checksums = new cks.ChecksumStore(path.join(DIR, 'checksums.journal'));
 const accessLog = fs.createWriteStream(path.join(DIR, 'access.log'), { flags: 'a' });
-const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+// Idle connections to s3rver are dropped here after 30 s, well before s3rver
+// would close them (10 min), so a request never goes out on a socket that
+// the other side is closing.
+const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30000 });
 let listenPort = args.port;
 
 function log(msg) {
