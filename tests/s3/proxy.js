@@ -10,10 +10,19 @@
 //   node proxy.js --dir DIR --upstream-port N [--port N]
 //
 // DIR holds data/ (s3rver's), tmp/ (request bodies over 64 MiB while they
-// are verified), uploads.journal, faults.log, access.log, proxy.pid and
-// proxy.port. Admin endpoints (no signature; "__lzfs__" is no bucket name):
+// are verified), uploads.journal, checksums.journal, faults.log, access.log,
+// proxy.pid and proxy.port. Admin endpoints (no signature; "__lzfs__" is no
+// bucket name):
 //   GET|POST|DELETE /__lzfs__/faults   GET|DELETE /__lzfs__/stats
 //   GET /__lzfs__/uploads              GET /__lzfs__/health
+//
+// A request goes through route() (at the end): parse the target (path or
+// virtual-host style) and name the operation; verify the signature
+// (lib/sigv4.js); checks that need no body (so 100-continue can refuse);
+// decide faults (lib/faults.js); read and verify the body; then one
+// handler per operation, or a plain forward to s3rver with the answer
+// streamed back (relay). Sections below: helpers, bodies, upstream,
+// handlers (objects, multipart, listings), faults, admin, dispatch, server.
 
 const crypto = require('crypto');
 const fs = require('fs');
