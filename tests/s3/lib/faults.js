@@ -174,4 +174,4 @@ function throttle(bps) {
   });
 }
 
-module.exports = { Faults, validate, throttle, ERRORS };
+module.exports = { Faults, validate, throttle };

@@ -117,4 +117,4 @@ function parseCompleteBody(xml) {
   return parts.length ? parts : null;
 }
 
-module.exports = { STATUS, esc, unesc, toXml, document, errorXml, elements, text, parseCompleteBody };
+module.exports = { STATUS, document, errorXml, text, parseCompleteBody };
