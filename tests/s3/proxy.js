@@ -31,7 +31,7 @@ const path = require('path');
 const { pipeline, Transform } = require('stream');
 
 const sigv4 = require('./lib/sigv4');
-const { STATUS, document, errorXml, text, parseCompleteBody } = require('./lib/s3xml');
+const { STATUS, document, errorXml, text, parseCompleteBody, parseDeleteBody } = require('./lib/s3xml');
 const { listObjects, ListError, OWNER, objectInfo } = require('./lib/listing');
 const { Faults, validate, throttle } = require('./lib/faults');
 const Uploads = require('./lib/uploads');
@@ -953,6 +953,38 @@ async function handleListUploads(ctx) {
   }));
 }
 
+// DeleteObjects, one DeleteObject to s3rver per key (s3rver's own parses
+// an all-digit key as a number and fails); Quiet leaves out what went well.
+async function handleDeleteObjects(ctx, body) {
+  await requireBucket(ctx.bucket);
+  const req = parseDeleteBody(bodyText(body));
+  if (!req) {
+    throw new S3Err('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema');
+  }
+  const results = new Array(req.keys.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < req.keys.length) {
+      const i = next++;
+      const key = req.keys[i];
+      try {
+        checkKey(key);
+        const ures = await upstream('DELETE', upstreamPath(ctx.bucket, key), upstreamHeaders({}));
+        if (ures.statusCode >= 300) await relayError(ctx, ures);
+        ures.resume();
+        checksums.delete(ctx.bucket, key);
+        results[i] = { Deleted: { Key: key } };
+      } catch (e) {
+        results[i] = { Error: { Key: key, Code: e.code || 'InternalError', Message: e.message } };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const deleted = results.filter((r) => r.Deleted && !req.quiet).map((r) => r.Deleted);
+  const errors = results.filter((r) => r.Error).map((r) => r.Error);
+  return sendXml(ctx, 200, document('DeleteResult', { Deleted: deleted, Error: errors }));
+}
+
 async function handleList(ctx) {
   await requireBucket(ctx.bucket);
   let xml;
@@ -1191,6 +1223,7 @@ async function route(ctx) {
       case 'CompleteMultipartUpload': return await handleComplete(ctx, upload, body);
       case 'AbortMultipartUpload': return await handleAbort(ctx, upload);
       case 'ListParts': return handleListParts(ctx, upload);
+      case 'DeleteObjects': return await handleDeleteObjects(ctx, body);
       case 'DeleteObject': {
         const ures = await forwardSimple(ctx, body);
         if (ures.statusCode < 300) checksums.delete(ctx.bucket, ctx.key);

@@ -378,7 +378,18 @@ async function main() {
   check('DeleteObjects without Content-MD5: 400', r.status === 400 && code(r) === 'InvalidRequest');
   r = await s3({ method: 'POST', query: [['delete', '']], body: delBody,
     headers: { 'Content-MD5': crypto.createHash('md5').update(delBody).digest('base64') } });
-  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404);
+  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404 &&
+    all(r.body.toString(), 'Key').join() === 'conf/l/a,conf/l/b', r.body);
+  await s3({ method: 'PUT', key: '12345', body: data });
+  await s3({ method: 'PUT', key: 'conf/ sp ', body: data });
+  const del2 = '<Delete><Quiet>true</Quiet><Object><Key>12345</Key></Object><Object><Key>conf/ sp </Key></Object>' +
+    '<Object><Key>conf/a//b</Key></Object></Delete>';
+  r = await s3({ method: 'POST', query: [['delete', '']], body: del2,
+    headers: { 'Content-MD5': crypto.createHash('md5').update(del2).digest('base64') } });
+  check('DeleteObjects: all-digit key and spaces kept; Quiet lists errors only',
+    r.status === 200 && (await s3({ method: 'HEAD', key: '12345' })).status === 404 &&
+    (await s3({ method: 'HEAD', key: 'conf/ sp ' })).status === 404 && all(r.body.toString(), 'Deleted').length === 0 &&
+    all(r.body.toString(), 'Error').length === 1, r.body);
 
   // Faults, seen from the client.
   await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_status: 503, ops: ['HeadObject'], count: 2 });
