@@ -1200,6 +1200,11 @@ async function route(ctx) {
     if (fault && fault.slowBps) faultLog(ctx, 'slow', `slow ${fault.slowBps} B/s`);
     if (fault && fault.error) {
       const [status, code, message] = fault.error;
+      if (fault.errorAs200 && ['CompleteMultipartUpload', 'CopyObject', 'UploadPartCopy'].includes(ctx.op)) {
+        // S3 documents these can fail after it answered 200: the error is the body.
+        faultLog(ctx, 'error', `error ${code} inside a 200 answer`);
+        return sendXml(ctx, 200, errorXml(code, message, {}, ctx.id, ctx.hostId));
+      }
       faultLog(ctx, 'error', `error ${status} ${code}`);
       throw new S3Err(code, message, {}, status);
     }

@@ -430,6 +430,13 @@ async function main() {
   const s1 = await seq();
   const s2 = await seq();
   check('seeded faults repeat', s1 === s2 && s1.includes('500') && s1.includes('200'), `${s1} / ${s2}`);
+  u = await mpu('conf/e200', [p2]);
+  await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_as_200: true, ops: ['CompleteMultipartUpload'], count: 1 });
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('error_as_200: Complete answers 200 with an Error body, and does not complete', r.status === 200 &&
+    code(r) === 'InternalError' && (await s3({ method: 'HEAD', key: 'conf/e200' })).status === 404, r.body);
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('... and the retry completes', r.status === 200 && one(r.body.toString(), 'ETag'));
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });
