@@ -82,17 +82,24 @@ case "$lmu" in *"$uid"*) ok "list-multipart-uploads shows the open upload" ;; *)
 np=$(awss3 s3api list-parts --bucket "$TEST_BUCKET" --key mpu/small --upload-id "$uid" --query 'length(Parts)' --output text)
 check_eq "list-parts shows its two parts" 2 "$np"
 
-# The tracking survives a proxy restart.
+# The tracking survives a proxy restart, and so do object checksums.
+sigv4=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
+sum=$(openssl dgst -sha256 -binary "$F/p1k" | base64)
+code=$(curl -s -o /dev/null -w '%{http_code}' "${sigv4[@]}" -T "$F/p1k" -H "x-amz-checksum-sha256: $sum" \
+	-H "x-amz-content-sha256: $(sha256sum <"$F/p1k" | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/ck/p1k")
+check_eq "PUT with x-amz-checksum-sha256 (curl)" 200 "$code"
 check "restart-proxy comes back on the same endpoint" bash -c "[ \"\$('$S3SERVER' restart-proxy '$S3_DIR')\" = '$S3_ENDPOINT' ]"
 lmu=$(awss3 s3api list-multipart-uploads --bucket "$TEST_BUCKET" --query 'Uploads[].UploadId' --output text)
 case "$lmu" in *"$uid"*) ok "the open upload is still listed after a proxy restart" ;; *) not_ok "the open upload is still listed after a proxy restart"; diag "$lmu" ;; esac
+hdrs=$(curl -s -I "${sigv4[@]}" -H "x-amz-checksum-mode: ENABLED" \
+	-H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/ck/p1k" | tr -d '\r')
+check "the object's checksum is still returned after the restart" grep -qix "x-amz-checksum-sha256: $sum" <<<"$hdrs"
 check "server uploads lists it as JSON" bash -c "'$S3SERVER' uploads '$S3_DIR' | jq -e '.[] | select(.upload_id == \"$uid\") | .parts | length == 2' >/dev/null"
 check "abort-multipart-upload" awss3 s3api abort-multipart-upload --bucket "$TEST_BUCKET" --key mpu/small --upload-id "$uid"
 lmu=$(awss3 s3api list-multipart-uploads --bucket "$TEST_BUCKET" --query 'Uploads[].UploadId' --output text)
 case "$lmu" in *"$uid"*) not_ok "the upload is gone after abort"; diag "$lmu" ;; *) ok "the upload is gone after abort" ;; esac
 
 # A body that does not match its signed SHA-256 never reaches storage.
-sigv4=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
 code=$(curl -s -o "$T_DIR/mismatch.xml" -w '%{http_code}' "${sigv4[@]}" -T "$F/p1k" \
 	-H "x-amz-content-sha256: $(printf other | sha256sum | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/bad/sha")
 check_eq "a body not matching x-amz-content-sha256 gets 400" 400 "$code"
