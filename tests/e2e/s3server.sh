@@ -3,10 +3,10 @@
 # curl --aws-sigv4, and node's aws4 (tests/s3/test-*.js). Everything lzfs's
 # tests assume of it is checked here.
 . "$(dirname "$0")/lib.sh"
-S3DIR=$LZFS_ROOT/tests/s3
+S3SRC=$LZFS_ROOT/tests/s3
 
 command -v node >/dev/null || { not_ok "node is installed"; exit 1; }
-[ -d "$S3DIR/node_modules/s3rver" ] || { not_ok "tests/s3 npm packages are installed (scripts/deps)"; exit 1; }
+[ -d "$S3SRC/node_modules/s3rver" ] || { not_ok "tests/s3 npm packages are installed (scripts/deps)"; exit 1; }
 
 # Runs a node test program and re-emits its ok/not ok lines as ours.
 node_tap() {
@@ -21,10 +21,10 @@ node_tap() {
 }
 
 # HTTP status of one aws4-signed request (quicker than starting awscli).
-s3status() { node "$S3DIR/s3req.js" "$S3_ENDPOINT" "$@" | head -n 1; }
+s3status() { node "$S3SRC/s3req.js" "$S3_ENDPOINT" "$@" | head -n 1; }
 
 # Signature verification against aws4, without a server.
-node_tap "$S3DIR/test-sigv4.js"
+node_tap "$S3SRC/test-sigv4.js"
 
 s3_start
 check_eq "start prints the endpoint it writes to DIR/endpoint" "$(cat "$S3_DIR/endpoint")" "$S3_ENDPOINT"
@@ -156,7 +156,7 @@ check_eq "and serves S3 again" 200 "$(s3status HEAD "$TEST_BUCKET" f/x)"
 check "faults.log records the outage" grep -q 'down 2s' "$S3_DIR/faults.log"
 
 # --- S3 semantics in depth (aws4-signed requests) ---------------------------------
-node_tap "$S3DIR/test-proxy.js" "$S3_ENDPOINT"
+node_tap "$S3SRC/test-proxy.js" "$S3_ENDPOINT"
 
 # --- stop ------------------------------------------------------------------------
 pids="$(cat "$S3_DIR/proxy.pid") $(cat "$S3_DIR/s3rver.pid")"
