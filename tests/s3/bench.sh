@@ -8,12 +8,16 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SIZE_MIB=${SIZE_MIB:-1024}
-DIR=${1:-$(mktemp -d /tmp/lzfs-s3bench.XXXXXX)}
+if [ $# -ge 1 ]; then DIR=$1; OWN_DIR=0; else DIR=$(mktemp -d /tmp/lzfs-s3bench.XXXXXX); OWN_DIR=1; fi
 AWS=/usr/bin/aws
 export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
 EP=$("$HERE/server" start "$DIR/s3")
-trap '"$HERE/server" stop "$DIR/s3"; rm -f "$DIR/src" "$DIR/back"' EXIT
+cleanup() {
+	"$HERE/server" stop "$DIR/s3"
+	if [ "$OWN_DIR" = 1 ]; then rm -rf "$DIR"; else rm -f "$DIR/src" "$DIR/back"; fi
+}
+trap cleanup EXIT
 DIRECT=http://127.0.0.1:$(cat "$DIR/s3/s3rver.port")
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$DIR/src"
 
