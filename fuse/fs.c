@@ -2,6 +2,7 @@
  * them relative ("a/b"). With nullpath_ok, path is NULL for an open file
  * that was unlinked; those requests go by file handle. */
 #include "fs.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
+	log_debug("FUSE: max_write %u, max_readahead %u, max_background %u", conn->max_write,
+		  conn->max_readahead, conn->max_background);
 	/* fuse_new() got the address of main's holder, filled in before the
 	 * loop started; from here on private_data is the landing zone. */
 	return *(struct land **)fuse_get_context()->private_data;
