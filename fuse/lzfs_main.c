@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "fs.h"
 #include <fuse_lowlevel.h>
 #include "landing.h"
@@ -33,7 +34,7 @@
 
 #define LZFS_VERSION "0.1.0"
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK_CONFIG };
 
 #define OPT(t, field, v) {t, offsetof(struct lzfs_opts, field), v}
 static const struct fuse_opt lzfs_opt_spec[] = {
@@ -63,6 +64,8 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("drain_timeout=%d", drain_timeout, 0),
 	OPT("retry_interval=%d", retry_interval, 0),
 	OPT("offline_ok", offline_ok, 1),
+	OPT("config=%s", config_file, 0),
+	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -75,6 +78,7 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--check-config", KEY_CHECK_CONFIG),
 	FUSE_OPT_END,
 };
 
@@ -82,11 +86,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lzfs [-f] [-o OPTION[,OPTION...]] s3://BUCKET[/PREFIX] MOUNTPOINT\n"
+		"       lzfs [-f] -o mount=NAME[,OPTION...]      (a section of the config file)\n"
+		"       lzfs --check-config [-o config=FILE] [NAME]\n"
 		"\n"
 		"Files written into MOUNTPOINT are kept in the landing directory, streamed to S3\n"
 		"while they are written, verified and registered in the catalog at close().\n"
 		"\n"
 		"lzfs options (see lzfs(8) and lzfs.conf(5)):\n"
+		"  config=FILE            configuration file (/etc/lzfs/lzfs.conf if it exists)\n"
+		"  mount=NAME             its section to use (else the one whose mountpoint matches)\n"
 		"  landing=DIR            local spool directory (required)\n"
 		"  endpoint=URL           S3 endpoint (https://s3.amazonaws.com)\n"
 		"  region=NAME            signing region (us-east-1)\n"
@@ -143,6 +151,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 0;
 	case KEY_VERSION:
 		c->o->show_version = 1;
+		return 0;
+	case KEY_CHECK_CONFIG:
+		c->o->check_config = 1;
 		return 0;
 	}
 	return 1;
@@ -269,6 +280,15 @@ int main(int argc, char **argv)
 	if (o.show_help) {
 		usage(stdout);
 		return 0;
+	}
+	if (o.check_config) {
+		ret = cfg_check_main(&o, argc, argv, stdout, stderr);
+		goto out;
+	}
+	/* The configuration file fills in what the command line leaves out. */
+	if (cfg_merge(&o, argc, argv, &args, err, sizeof err) < 0) {
+		fprintf(stderr, "lzfs: %s\n", err);
+		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);

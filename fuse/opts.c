@@ -201,7 +201,8 @@ void opts_free(struct lzfs_opts *o)
 {
 	char **strs[] = {&o->url, &o->bucket, &o->prefix, &o->mountpoint, &o->endpoint, &o->region,
 			 &o->credentials, &o->profile, &o->catalog, &o->landing, &o->part_size_s,
-			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->log_level_s, &o->log_file, &o->ca_file};
+			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->log_level_s, &o->log_file, &o->ca_file,
+			 &o->config_file, &o->mount_name};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
