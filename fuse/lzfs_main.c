@@ -30,6 +30,7 @@
 #include "log.h"
 #include "opts.h"
 #include "s3.h"
+#include "svc.h"
 #include "upload.h"
 
 #define LZFS_VERSION "0.1.0"
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
 	struct cat *cat = NULL;
 	struct up_pool *pool = NULL;
 	struct land *land = NULL;
+	struct svc *wd = NULL;
 	char err[512];
 	struct fuse_cmdline_opts cmd;
 	memset(&cmd, 0, sizeof cmd);
@@ -290,6 +292,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lzfs: %s\n", err);
 		goto out;
 	}
+	if (o.mountpoint)
+		svc_clear_dead_mount(o.mountpoint);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
 		return 1;
@@ -351,7 +355,7 @@ int main(int argc, char **argv)
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
-	} else if (!cmd.foreground) {
+	} else if (!cmd.foreground || log_journal_wanted()) {
 		log_init("lzfs", o.log_level, 1);
 	}
 
@@ -387,6 +391,7 @@ int main(int argc, char **argv)
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
 	sd_notify(0, "READY=1\nSTATUS=Mounted");
+	svc_watchdog_start(land, &wd);
 	if (cmd.singlethread) {
 		ret = fuse_loop(fuse) ? 1 : 0;
 	} else {
@@ -394,15 +399,19 @@ int main(int argc, char **argv)
 					      .max_idle_threads = cmd.max_idle_threads};
 		ret = fuse_loop_mt(fuse, &lc) ? 1 : 0;
 	}
-	sd_notify(0, "STOPPING=1\nSTATUS=Draining uploads");
+	/* systemd's stop timeout must cover the drain. */
+	sd_notifyf(0, "STOPPING=1\nSTATUS=Draining uploads\nEXTEND_TIMEOUT_USEC=%llu",
+		   (o.drain_timeout + 30) * 1000000ull);
 	fuse_remove_signal_handlers(se);
 	log_notice("unmounting %s: draining queued uploads (up to %d s)", cmd.mountpoint,
 		   o.drain_timeout);
 out_unmount:
 	fuse_unmount(fuse);
 out:
+	svc_watchdog_detach(wd);
 	if (land)
 		land_close(land);
+	svc_watchdog_stop(wd);
 	if (pool)
 		up_pool_free(pool);
 	if (cat)
