@@ -898,7 +898,7 @@ static void print_opts(FILE *out, const struct cfg *c, const char *section,
 		case F_PATH_STYLE:
 			snprintf(v, sizeof v, "%s", o->path_style ? "yes" : "no");
 			if (!org)
-				note = "auto";
+				note = "automatic";
 			break;
 		case F_PROFILE:
 			snprintf(v, sizeof v, "%s", o->profile ? o->profile : "default");
