@@ -389,12 +389,15 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1\nSTATUS=Mounted");
 	svc_watchdog_start(land, &wd);
 	if (cmd.singlethread) {
-		ret = fuse_loop(fuse) ? 1 : 0;
+		ret = fuse_loop(fuse);
 	} else {
 		struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd,
 					      .max_idle_threads = cmd.max_idle_threads};
-		ret = fuse_loop_mt(fuse, &lc) ? 1 : 0;
+		ret = fuse_loop_mt(fuse, &lc);
 	}
+	/* The loop returns the signal that ended it: SIGTERM (systemctl stop),
+	 * SIGINT and SIGHUP are an orderly unmount, not a failure. */
+	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
 	/* systemd's stop timeout must cover the drain. */
 	sd_notifyf(0, "STOPPING=1\nSTATUS=Draining uploads\nEXTEND_TIMEOUT_USEC=%llu",
 		   (o.drain_timeout + 30) * 1000000ull);
