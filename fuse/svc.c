@@ -2,6 +2,7 @@
 #include "svc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -191,8 +192,11 @@ static int is_lzfs_mount(const char *dir)
 
 int svc_clear_dead_mount(const char *mountpoint)
 {
-	struct stat st;
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+	/* Forced to ask the daemon: cached attributes would answer for a
+	 * dead mount for up to attr_timeout. */
+	struct statx stx;
+	if (statx(AT_FDCWD, mountpoint, AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) == 0 ||
+	    errno != ENOTCONN)
 		return 0;
 	char dir[PATH_MAX];
 	if (mountpoint[0] == '/') {

@@ -169,7 +169,7 @@ else
 		printf 'x' | dd of=d/big.bin bs=1 seek=5 conv=notrunc 2>/dev/null
 		rm link d/e/moved.txt && df . >/dev/null && sync
 	)
-	kill -TERM $sp
+	fusermount3 -u "$T_DIR/sc.mnt"
 	wait $sp
 	used=$(awk '$NF ~ /^[a-z_0-9]+$/ && $NF != "total" && $NF != "syscall" {print $NF}' "$T_DIR/strace.sum" | sort -u)
 	outside=$(comm -23 <(echo "$used") <(echo "$allowed") | tr '\n' ' ')
