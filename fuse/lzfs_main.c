@@ -269,15 +269,17 @@ int main(int argc, char **argv)
 
 	if (fuse_opt_parse(&args, &o, lzfs_opt_spec, opt_proc) < 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (o.show_version) {
 		printf("lzfs %s (libfuse %s)\n", LZFS_VERSION, fuse_pkgversion());
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.show_help) {
 		usage(stdout);
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.check_config) {
 		ret = cfg_check_main(&o, argc, argv, stdout, stderr);
@@ -292,7 +294,7 @@ int main(int argc, char **argv)
 		svc_clear_dead_mount(o.mountpoint);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (opts_finish(&o, err, sizeof err) < 0) {
 		fprintf(stderr, "lzfs: %s\n", err);

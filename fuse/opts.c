@@ -116,6 +116,9 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "missing s3://BUCKET[/PREFIX] argument");
 		return -EINVAL;
 	}
+	free(o->bucket); /* a second call (after fixing an option) must not leak */
+	free(o->prefix);
+	o->bucket = o->prefix = NULL;
 	if (opt_parse_url(o->url, &o->bucket, &o->prefix, err, errlen) < 0)
 		return -EINVAL;
 	if (!o->mountpoint) {

@@ -7,9 +7,11 @@
 . "$(dirname "$0")/lib.sh"
 cd "$LZFS_ROOT" || exit 1
 rel=${BUILD#"$LZFS_ROOT"/}
+san=()
+case $rel in */san | */san/) san=(SAN=1) ;; esac
 dest=$T_DIR/root
 
-if make --no-print-directory install DESTDIR="$dest" PREFIX=/usr BUILD="$rel" >"$T_DIR/install.log" 2>&1; then
+if make --no-print-directory install DESTDIR="$dest" PREFIX=/usr BUILD="$rel" "${san[@]}" >"$T_DIR/install.log" 2>&1; then
 	ok "make install DESTDIR=... PREFIX=/usr"
 else
 	not_ok "make install DESTDIR=... PREFIX=/usr"; sed 's/^/# /' "$T_DIR/install.log" | tail; exit 1
@@ -49,19 +51,19 @@ check "... without a FILE:LINE error (only its paths are missing here)" \
 
 # an admin's configuration survives uninstall
 echo "; mine" >"$dest/etc/lzfs/lzfs.conf"
-make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr BUILD="$rel" >"$T_DIR/uninstall.log" 2>&1
+make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr BUILD="$rel" "${san[@]}" >"$T_DIR/uninstall.log" 2>&1
 check_eq "make uninstall removes every installed file" "etc/lzfs/lzfs.conf" "$(cd "$dest" && find . -type f -printf '%P\n')"
 rm "$dest/etc/lzfs/lzfs.conf"
-make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr BUILD="$rel" >/dev/null 2>&1
+make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr BUILD="$rel" "${san[@]}" >/dev/null 2>&1
 check "... and /etc/lzfs once it is empty" test ! -e "$dest/etc/lzfs"
 
 # the default prefix
 dest2=$T_DIR/root2
-make --no-print-directory install DESTDIR="$dest2" BUILD="$rel" >"$T_DIR/install2.log" 2>&1
+make --no-print-directory install DESTDIR="$dest2" BUILD="$rel" "${san[@]}" >"$T_DIR/install2.log" 2>&1
 check "PREFIX=/usr/local: programs in /usr/local/bin" test -x "$dest2/usr/local/bin/lzfs"
 check "PREFIX=/usr/local: the unit in /usr/local/lib/systemd/system, running /usr/local/bin/lzfs" \
 	grep -q '^ExecStart=/usr/local/bin/lzfs ' "$dest2/usr/local/lib/systemd/system/lzfs@.service"
 check "PREFIX=/usr/local: man pages in /usr/local/share/man" test -f "$dest2/usr/local/share/man/man5/lzfs.conf.5"
 check "PREFIX=/usr/local: the example configuration in /etc/lzfs" test -f "$dest2/etc/lzfs/lzfs.conf.example"
-make --no-print-directory uninstall DESTDIR="$dest2" BUILD="$rel" >/dev/null 2>&1
+make --no-print-directory uninstall DESTDIR="$dest2" BUILD="$rel" "${san[@]}" >/dev/null 2>&1
 check_eq "PREFIX=/usr/local: uninstall empties the tree" "" "$(find "$dest2" -type f)"
