@@ -420,6 +420,8 @@ static char *reader(char *str, int num, void *stream)
 	char *s = ps->buf;
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
+	if (ps->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3; /* a UTF-8 byte order mark */
 	while (*s == ' ' || *s == '\t')
 		s++;
 	if ((int)strlen(s) + 2 > num) {

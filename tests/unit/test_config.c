@@ -131,6 +131,18 @@ static void test_good(void **state)
 	assert_int_equal(o.insecure_tls, 0);
 	opts_free(&o);
 
+	/* a byte order mark and CRLF line ends (files edited elsewhere) */
+	write_conf("\xEF\xBB\xBF[global]\r\nregion = eu-west-1\r\n[m]\r\nlanding = /x\r\n");
+	struct cfg *c2;
+	assert_int_equal(cfg_load(path, &c2, err, sizeof err), 0);
+	assert_int_equal(cfg_count(c2), 1);
+	opts_defaults(&o);
+	assert_int_equal(cfg_apply(c2, 0, 0, &o, NULL, err, sizeof err), 0);
+	assert_string_equal(o.region, "eu-west-1");
+	assert_string_equal(o.landing, "/x");
+	opts_free(&o);
+	cfg_free(c2);
+
 	/* only [global] */
 	opts_defaults(&o);
 	assert_int_equal(cfg_apply(c, -1, 0, &o, NULL, err, sizeof err), 0);
