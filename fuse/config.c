@@ -24,7 +24,7 @@
 enum field {
 	F_URL, F_MOUNTPOINT, F_ENDPOINT, F_REGION, F_PATH_STYLE, F_CREDENTIALS, F_PROFILE,
 	F_CATALOG, F_LANDING, F_PART_SIZE, F_MEM_LIMIT, F_MAX_INFLIGHT, F_MAX_PARTS, F_MAX_CONN,
-	F_DURABILITY, F_UNLINK, F_LOG_LEVEL, F_LOG_FILE, F_INSECURE, F_CA_FILE, F_RETRY_BUDGET,
+	F_DURABILITY, F_UNLINK, F_OVERWRITE, F_RETENTION, F_LOG_LEVEL, F_LOG_FILE, F_INSECURE, F_CA_FILE, F_RETRY_BUDGET,
 	F_CONNECT_TIMEOUT, F_DRAIN_TIMEOUT, F_RETRY_INTERVAL, F_OFFLINE_OK,
 	F_ALLOW_OTHER, F_ALLOW_ROOT, F_UID, F_GID, F_UMASK,
 	F_CMDLINE_ONLY, F_COUNT
@@ -70,6 +70,8 @@ static const struct key keys[] = {
 	{"max_connections", K_INT, F_MAX_CONN, O(max_connections)},
 	{"durability", K_WORD, F_DURABILITY, O(durability_s)},
 	{"unlink", K_WORD, F_UNLINK, O(unlink_s)},
+	{"overwrite", K_WORD, F_OVERWRITE, O(overwrite_s)},
+	{"retention", K_WORD, F_RETENTION, O(retention_s)},
 	{"log_level", K_WORD, F_LOG_LEVEL, O(log_level_s)},
 	{"log_file", K_PATH, F_LOG_FILE, O(log_file)},
 	{"insecure", K_BOOL, F_INSECURE, O(insecure_tls)},
@@ -925,6 +927,12 @@ static void print_opts(FILE *out, const struct cfg *c, const char *section,
 			break;
 		case F_UNLINK:
 			snprintf(v, sizeof v, "%s", o->unlink_mode == LAND_UNLINK_KEEP ? "keep" : "delete");
+			break;
+		case F_OVERWRITE:
+			snprintf(v, sizeof v, "%s", o->overwrite_s ? o->overwrite_s : "version");
+			break;
+		case F_RETENTION:
+			snprintf(v, sizeof v, "%s", o->retention_s ? o->retention_s : "keep");
 			break;
 		case F_LOG_LEVEL:
 			snprintf(v, sizeof v, "%s", levels[o->log_level]);

@@ -4,7 +4,6 @@
 #include "fs.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +52,8 @@ static int fs_fill(void *arg, const char *name, const struct stat *st)
 	return c->filler(c->buf, name, st, 0, 0);
 }
 
-/* With nullpath_ok, libfuse gives readdir no path at all: opendir keeps it. */
+/* With nullpath_ok, readdir may come without a path: keep the one opendir
+ * saw in the handle. */
 static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
 	char *p = strdup(rel(path));
@@ -163,7 +163,10 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 }
 
 static int fs_statfs(const char *path, struct statvfs *st) { return land_statfs(fs_land(), st); }
-static int fs_flush(const char *path, struct fuse_file_info *fi) { return land_flush(fh_of(fi)); }
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	return land_flush(fh_of(fi), fuse_get_context()->pid);
+}
 static int fs_release(const char *path, struct fuse_file_info *fi) { return land_release(fh_of(fi)); }
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
