@@ -278,6 +278,33 @@ async function main() {
   r = await s3({ method: 'DELETE', key: 'conf/abort', query: [['uploadId', u.id]] });
   check('abort twice: 404 NoSuchUpload', r.status === 404);
 
+  // ListMultipartUploads and ListParts page through everything.
+  const open = [];
+  for (const k of ['conf/u/b', 'conf/u/a', 'conf/u/a', 'conf/u/c/d']) open.push({ k, id: (await mpu(k, [p2, p2, p2])).id });
+  const seen = [];
+  let km = '';
+  let im = '';
+  for (let i = 0; i < 10; i++) {
+    const q = [['uploads', ''], ['prefix', 'conf/u/'], ['max-uploads', '1']];
+    if (km) q.push(['key-marker', km], ['upload-id-marker', im]);
+    const x = (await s3({ method: 'GET', query: q })).body.toString();
+    for (const up of all(x, 'Upload')) seen.push(one(up, 'UploadId'));
+    if (one(x, 'IsTruncated') !== 'true') break;
+    km = one(x, 'NextKeyMarker');
+    im = one(x, 'NextUploadIdMarker');
+  }
+  check('ListMultipartUploads max-uploads=1 pages: each upload once', seen.length === 4 &&
+    new Set(seen).size === 4 && open.every((o) => seen.includes(o.id)), seen.join(' '));
+  r = await s3({ method: 'GET', query: [['uploads', ''], ['prefix', 'conf/u/'], ['delimiter', '/']] });
+  check('ListMultipartUploads with delimiter: CommonPrefixes', JSON.stringify(all(r.body.toString(), 'Prefix').slice(1)) ===
+    JSON.stringify(['conf/u/c/']), r.body);
+  r = await s3({ method: 'GET', key: 'conf/u/b', query: [['uploadId', open[0].id], ['max-parts', '2']] });
+  const pm = one(r.body.toString(), 'NextPartNumberMarker');
+  const r2b = await s3({ method: 'GET', key: 'conf/u/b', query: [['uploadId', open[0].id], ['part-number-marker', pm]] });
+  check('ListParts pages with part-number-marker', all(r.body.toString(), 'PartNumber').join() === '1,2' &&
+    one(r.body.toString(), 'IsTruncated') === 'true' && all(r2b.body.toString(), 'PartNumber').join() === '3');
+  for (const o of open) await s3({ method: 'DELETE', key: o.k, query: [['uploadId', o.id]] });
+
   // UploadPartCopy.
   u = await mpu('conf/upc', []);
   r = await s3({ method: 'PUT', key: 'conf/upc', query: [['partNumber', '1'], ['uploadId', u.id]],
@@ -351,7 +378,18 @@ async function main() {
   check('DeleteObjects without Content-MD5: 400', r.status === 400 && code(r) === 'InvalidRequest');
   r = await s3({ method: 'POST', query: [['delete', '']], body: delBody,
     headers: { 'Content-MD5': crypto.createHash('md5').update(delBody).digest('base64') } });
-  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404);
+  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404 &&
+    all(r.body.toString(), 'Key').join() === 'conf/l/a,conf/l/b', r.body);
+  await s3({ method: 'PUT', key: '12345', body: data });
+  await s3({ method: 'PUT', key: 'conf/ sp ', body: data });
+  const del2 = '<Delete><Quiet>true</Quiet><Object><Key>12345</Key></Object><Object><Key>conf/ sp </Key></Object>' +
+    '<Object><Key>conf/a//b</Key></Object></Delete>';
+  r = await s3({ method: 'POST', query: [['delete', '']], body: del2,
+    headers: { 'Content-MD5': crypto.createHash('md5').update(del2).digest('base64') } });
+  check('DeleteObjects: all-digit key and spaces kept; Quiet lists errors only',
+    r.status === 200 && (await s3({ method: 'HEAD', key: '12345' })).status === 404 &&
+    (await s3({ method: 'HEAD', key: 'conf/ sp ' })).status === 404 && all(r.body.toString(), 'Deleted').length === 0 &&
+    all(r.body.toString(), 'Error').length === 1, r.body);
 
   // Faults, seen from the client.
   await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_status: 503, ops: ['HeadObject'], count: 2 });
@@ -392,6 +430,13 @@ async function main() {
   const s1 = await seq();
   const s2 = await seq();
   check('seeded faults repeat', s1 === s2 && s1.includes('500') && s1.includes('200'), `${s1} / ${s2}`);
+  u = await mpu('conf/e200', [p2]);
+  await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_as_200: true, ops: ['CompleteMultipartUpload'], count: 1 });
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('error_as_200: Complete answers 200 with an Error body, and does not complete', r.status === 200 &&
+    code(r) === 'InternalError' && (await s3({ method: 'HEAD', key: 'conf/e200' })).status === 404, r.body);
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('... and the retry completes', r.status === 200 && one(r.body.toString(), 'ETag'));
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });
