@@ -23,17 +23,19 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "fs.h"
 #include <fuse_lowlevel.h>
 #include "landing.h"
 #include "log.h"
 #include "opts.h"
 #include "s3.h"
+#include "svc.h"
 #include "upload.h"
 
 #define LZFS_VERSION "0.1.0"
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK_CONFIG };
 
 #define OPT(t, field, v) {t, offsetof(struct lzfs_opts, field), v}
 static const struct fuse_opt lzfs_opt_spec[] = {
@@ -65,6 +67,8 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("drain_timeout=%d", drain_timeout, 0),
 	OPT("retry_interval=%d", retry_interval, 0),
 	OPT("offline_ok", offline_ok, 1),
+	OPT("config=%s", config_file, 0),
+	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -77,6 +81,7 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--check-config", KEY_CHECK_CONFIG),
 	FUSE_OPT_END,
 };
 
@@ -84,11 +89,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lzfs [-f] [-o OPTION[,OPTION...]] s3://BUCKET[/PREFIX] MOUNTPOINT\n"
+		"       lzfs [-f] -o mount=NAME[,OPTION...]      (a section of the config file)\n"
+		"       lzfs --check-config [-o config=FILE] [NAME]\n"
 		"\n"
 		"Files written into MOUNTPOINT are kept in the landing directory, streamed to S3\n"
 		"while they are written, verified and registered in the catalog at close().\n"
 		"\n"
 		"lzfs options (see lzfs(8) and lzfs.conf(5)):\n"
+		"  config=FILE            configuration file (/etc/lzfs/lzfs.conf if it exists)\n"
+		"  mount=NAME             its section to use (else the one whose mountpoint matches)\n"
 		"  landing=DIR            local spool directory (required)\n"
 		"  endpoint=URL           S3 endpoint (https://s3.amazonaws.com)\n"
 		"  region=NAME            signing region (us-east-1)\n"
@@ -145,6 +154,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 0;
 	case KEY_VERSION:
 		o->show_version = 1;
+		return 0;
+	case KEY_CHECK_CONFIG:
+		o->check_config = 1;
 		return 0;
 	}
 	return 1;
@@ -255,25 +267,39 @@ int main(int argc, char **argv)
 	struct cat *cat = NULL;
 	struct up_pool *pool = NULL;
 	struct land *land = NULL;
+	struct svc *wd = NULL;
 	char err[512];
 	struct fuse_cmdline_opts cmd;
 	memset(&cmd, 0, sizeof cmd);
 
 	if (fuse_opt_parse(&args, &o, lzfs_opt_spec, opt_proc) < 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (o.show_version) {
 		printf("lzfs %s (libfuse %s)\n", LZFS_VERSION, fuse_pkgversion());
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.show_help) {
 		usage(stdout);
-		return 0;
+		ret = 0;
+		goto out;
 	}
+	if (o.check_config) {
+		ret = cfg_check_main(&o, argc, argv, stdout, stderr);
+		goto out;
+	}
+	/* The configuration file fills in what the command line leaves out. */
+	if (cfg_merge(&o, argc, argv, &args, err, sizeof err) < 0) {
+		fprintf(stderr, "lzfs: %s\n", err);
+		goto out;
+	}
+	if (o.mountpoint)
+		svc_clear_dead_mount(o.mountpoint);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (opts_finish(&o, err, sizeof err) < 0) {
 		fprintf(stderr, "lzfs: %s\n", err);
@@ -332,7 +358,7 @@ int main(int argc, char **argv)
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
-	} else if (!cmd.foreground) {
+	} else if (!cmd.foreground || log_journal_wanted()) {
 		log_init("lzfs", o.log_level, 1);
 	}
 
@@ -372,22 +398,30 @@ int main(int argc, char **argv)
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
 	sd_notify(0, "READY=1\nSTATUS=Mounted");
+	svc_watchdog_start(land, &wd);
 	if (cmd.singlethread) {
-		ret = fuse_loop(fuse) ? 1 : 0;
+		ret = fuse_loop(fuse);
 	} else {
 		struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd,
 					      .max_idle_threads = cmd.max_idle_threads};
-		ret = fuse_loop_mt(fuse, &lc) ? 1 : 0;
+		ret = fuse_loop_mt(fuse, &lc);
 	}
-	sd_notify(0, "STOPPING=1\nSTATUS=Draining uploads");
+	/* The loop returns the signal that ended it: SIGTERM (systemctl stop),
+	 * SIGINT and SIGHUP are an orderly unmount, not a failure. */
+	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
+	/* systemd's stop timeout must cover the drain. */
+	sd_notifyf(0, "STOPPING=1\nSTATUS=Draining uploads\nEXTEND_TIMEOUT_USEC=%llu",
+		   (o.drain_timeout + 30) * 1000000ull);
 	fuse_remove_signal_handlers(se);
 	log_notice("unmounting %s: draining queued uploads (up to %d s)", cmd.mountpoint,
 		   o.drain_timeout);
 out_unmount:
 	fuse_unmount(fuse);
 out:
+	svc_watchdog_detach(wd);
 	if (land)
 		land_close(land);
+	svc_watchdog_stop(wd);
 	if (pool)
 		up_pool_free(pool);
 	if (cat)

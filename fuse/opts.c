@@ -143,6 +143,9 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "missing s3://BUCKET[/PREFIX] argument");
 		return -EINVAL;
 	}
+	free(o->bucket); /* a second call (after fixing an option) must not leak */
+	free(o->prefix);
+	o->bucket = o->prefix = NULL;
 	if (opt_parse_url(o->url, &o->bucket, &o->prefix, err, errlen) < 0)
 		return -EINVAL;
 	if (!o->mountpoint) {
@@ -260,7 +263,8 @@ void opts_free(struct lzfs_opts *o)
 {
 	char **strs[] = {&o->url, &o->bucket, &o->prefix, &o->mountpoint, &o->endpoint, &o->region,
 			 &o->credentials, &o->profile, &o->catalog, &o->landing, &o->part_size_s,
-			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->overwrite_s, &o->retention_s, &o->log_level_s, &o->log_file, &o->ca_file};
+			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->overwrite_s, &o->retention_s, &o->log_level_s, &o->log_file, &o->ca_file,
+			 &o->config_file, &o->mount_name};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;

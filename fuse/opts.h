@@ -44,7 +44,9 @@ struct lzfs_opts {
 	int drain_timeout;       /* seconds */
 	int retry_interval;      /* seconds before the first background retry */
 	int offline_ok;          /* mount even if S3 cannot be reached */
-	int show_help, show_version;
+	char *config_file;       /* -o config=FILE (config.h) */
+	char *mount_name;        /* -o mount=NAME: the section of the config file */
+	int show_help, show_version, check_config;
 	int nonopt;              /* positional arguments seen while parsing */
 };
 

@@ -426,8 +426,9 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		l->stats.files_ingested++;
 		l->stats.bytes_ingested += res->size;
 		pthread_mutex_unlock(&l->smu);
-		log_info("ingested %s -> s3://%s/%s (%llu bytes, sha256 %s)", path, l->bucket, key,
-			 (unsigned long long)res->size, res->sha256);
+		log_file_event(LZ_INFO, path, key, (long long)res->size, -1, 0,
+			       "ingested %s -> s3://%s/%s (%llu bytes, sha256 %s)", path, l->bucket, key,
+			       (unsigned long long)res->size, res->sha256);
 	}
 	free(path);
 	return rc;
@@ -594,8 +595,9 @@ static int retry_row(struct land *l, int64_t id)
 			l->stats.files_from_spool++;
 			l->stats.bytes_ingested += res.size;
 			pthread_mutex_unlock(&l->smu);
-			log_info("ingested %s -> s3://%s/%s (%llu bytes, from the spool, sha256 %s)",
-				 o.path, l->bucket, o.key, (unsigned long long)res.size, res.sha256);
+			log_file_event(LZ_INFO, o.path, o.key, (long long)res.size, -1, 0,
+				       "ingested %s -> s3://%s/%s (%llu bytes, from the spool, sha256 %s)",
+				       o.path, l->bucket, o.key, (unsigned long long)res.size, res.sha256);
 		}
 	} else if (permanent(rc)) {
 		log_err("%s: S3 refuses s3://%s/%s (%s); marked failed, the file stays in the spool",
@@ -1061,8 +1063,9 @@ static int commit_sync(struct land *l, struct node *n)
 		n->dirty = 0;
 		rc = 0;
 	} else if (id) {
-		log_warn("%s: not in S3 yet (%s); kept in the spool, pending, retrying in the background",
-			 path, strerror(-rc));
+		log_file_event(LZ_WARN, path, key, -1, -1, rc,
+			       "%s: not in S3 yet (%s); kept in the spool, pending, retrying in the "
+			       "background", path, strerror(-rc));
 		queue_push(l, NULL, id, l->cfg.retry_secs * 1000, 0);
 		stat_add(l, &l->stats.files_parked, 1);
 		n->dirty = 0;
