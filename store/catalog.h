@@ -18,6 +18,12 @@
  *   pending|uploading|ingested|failed -> deleted
  *   uploading -> pending (upload aborted, will restart from the spool)
  * Anything else is refused with -EINVAL and logged.
+ * Leaving `uploading` for `pending`, `ingested` or `deleted` drops the
+ * recorded parts; `pending` also clears upload_id and last_error.
+ *
+ * Collections and objects cannot share a path (-EISDIR / -ENOTDIR).
+ * Pointers passed to callbacks are valid only during the call; a callback
+ * may call any catalog function, reads and writes.
  *
  * All functions return 0 or a negative errno (-ENOENT when a path or id is
  * unknown, -EEXIST on a duplicate, -EINVAL on an illegal transition,
@@ -88,6 +94,23 @@ int cat_open(const char *file, int flags, struct cat **out);
 /* Drains the writer queue, commits, stops the writer thread, closes. */
 void cat_close(struct cat *cat);
 
+/* Counters of the writer, for tests and monitoring: requests per
+ * transaction is the group-commit batching factor (one WAL fsync per
+ * transaction). */
+struct cat_stats {
+	uint64_t requests;       /* write requests executed */
+	uint64_t failed;         /* of which returned an error */
+	uint64_t transactions;   /* committed write transactions */
+	uint64_t max_batch;      /* most requests taken at once */
+};
+void cat_stats(struct cat *cat, struct cat_stats *out);
+/* How long a write or read waits for a lock held by another process before
+ * giving up with -EBUSY (default 10 s). */
+void cat_set_busy_timeout(struct cat *cat, int ms);
+/* SQLite's integrity_check plus the current-version invariant: 0, or
+ * -EPROTO with every problem logged. Reads the whole file. */
+int cat_check(struct cat *cat);
+
 /* --- collections --- */
 /* Creates the collection and its missing parents (like mkdir -p); returns
  * the id of `path`. Existing collections are left as they are. */
@@ -99,13 +122,12 @@ int cat_coll_get(struct cat *cat, const char *path, struct cat_coll *out);
 int cat_coll_remove(struct cat *cat, const char *path);
 
 /* --- objects --- */
-/* Registers a new version of o->path and makes it the current version; the
- * previous current version, if any, stays as an older version. Parent
- * collections are created. Sets o->id and o->version. Fields used: path,
- * bucket, key, size, mode, uid, gid, mtime_ns, source, symlink, state.
- * o->state is CAT_PENDING (the usual start), or CAT_INGESTED for an object
- * already uploaded and verified (sha256 and etag used too; ingest_ns set
- * now): one transaction, one commit, for small files. */
+/* Registers a new version of o->path in state `pending` (o->state ignored)
+ * and makes it the current version; the previous current version, if any,
+ * stays as an older version. Parent collections are created. Sets o->id and
+ * o->version. Fields used: path, bucket, key, size, mode, uid, gid,
+ * mtime_ns, source, symlink. The new version starts with a copy of the
+ * metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
 
 /* Transitions; each also appends an event. */
@@ -185,13 +207,17 @@ struct cat_event {
 };
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
 		  const char *detail);
-/* Events for path (NULL = all), oldest first, at most limit (0 = all). */
+/* Events for path (NULL = all), oldest first, at most limit (0 = all): the
+ * newest `limit` ones. An object's events follow its id across renames;
+ * e->path is the path the event was recorded with. */
 int cat_events(struct cat *cat, const char *path, int limit,
 	       int (*cb)(const struct cat_event *e, void *arg), void *arg);
 
 /* --- status --- */
 struct cat_status {
-	int64_t count[5];        /* per state, current versions */
+	int64_t count[5];        /* per state, current versions; deleted rows
+	                          * are never current: count[CAT_DELETED]
+	                          * counts all deleted rows */
 	int64_t bytes_ingested;
 	int64_t oldest_pending_ns; /* ctime of the oldest pending/uploading row, 0 if none */
 	int64_t collections;
