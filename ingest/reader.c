@@ -587,10 +587,13 @@ static ssize_t read_random(struct rd_reader *r, char *buf, size_t len, uint64_t 
 }
 
 /* The chunk ci for a sequential read, fetched by this thread if nobody has
- * it yet; returns it READY or FAILED, or NULL with *rc set. */
+ * it yet; returns it READY or FAILED, or NULL with *rc set. A chunk found
+ * FAILED is fetched again unless this call waited for that very fetch: an
+ * old read-ahead failure must not fail reads once S3 is back. */
 static struct rd_chunk *demand(struct rd_reader *r, uint64_t ci, int *hit, int *rc)
 {
 	struct rd_pool *p = r->p;
+	int waited = 0;
 
 	for (;;) {
 		struct rd_chunk *c;
@@ -604,7 +607,12 @@ static struct rd_chunk *demand(struct rd_reader *r, uint64_t ci, int *hit, int *
 		c = find(r, ci);
 		if (c && c->state == CK_FETCHING) {
 			*hit = 1;
+			waited = 1;
 			pthread_cond_wait(&p->changed, &p->lock);
+			continue;
+		}
+		if (c && c->state == CK_FAILED && !waited && c->pins == 0) {
+			chunk_release(p, c);
 			continue;
 		}
 		if (c && c->state == CK_QUEUED) {
