@@ -270,6 +270,8 @@ int s3_get_range_ex(struct s3_client *c, const char *key, uint64_t off, size_t l
 	int rc = check_key("GetObject", key, st);
 	if (rc || len == 0)
 		return rc;
+	if (off > UINT64_MAX - len)
+		return fail_early("GetObject", key, -EINVAL, st, "range beyond 2^64");
 	struct s3_req r;
 	struct s3_resp p = {0};
 	char range[64], quoted[S3_ETAG_MAX + 2];
@@ -401,9 +403,23 @@ static int copy_multipart(struct s3_client *c, const char *src_key, const char *
 	struct s3_part *parts = calloc((size_t)nparts, sizeof *parts);
 	if (!parts)
 		return -ENOMEM;
-	struct s3_put_opts opts = {.content_type = src->content_type[0] ? src->content_type : NULL};
+	/* Keep the source's type and metadata, as CopyObject does. */
+	struct s3_meta meta[S3REQ_MAX_HEADERS - 2];
+	int nmeta = 0;
+	char *lines = src->meta ? strdup(src->meta) : NULL;
+	for (char *save = NULL, *l = lines ? strtok_r(lines, "\n", &save) : NULL;
+	     l && nmeta < (int)(sizeof meta / sizeof meta[0]); l = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(l, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		meta[nmeta++] = (struct s3_meta){l, eq + 1};
+	}
+	struct s3_put_opts opts = {.content_type = src->content_type[0] ? src->content_type : NULL,
+				   .meta = meta, .nmeta = nmeta};
 	char *upload_id = NULL;
-	int rc = s3_mpu_create(c, dst_key, &opts, &upload_id, st);
+	int rc = src->meta && !lines ? -ENOMEM : s3_mpu_create(c, dst_key, &opts, &upload_id, st);
+	free(lines);
 	for (int i = 0; !rc && i < nparts; i++) {
 		uint64_t off = (uint64_t)i * part;
 		uint64_t len = src->size - off < part ? src->size - off : part;
