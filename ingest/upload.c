@@ -619,7 +619,8 @@ static int feed_zeros(struct up_stream *s, uint64_t to)
 	return 0;
 }
 
-/* Returns the error to give the writer for a failed stream: -EIO once. */
+/* Returns the error to give the writer for a failed stream, once: -EIO
+ * for S3's failures, -EFBIG for an object past max_parts. */
 static int write_failed(struct up_stream *s, int rc)
 {
 	if (s->err_reported)
@@ -633,7 +634,7 @@ static int write_failed(struct up_stream *s, int rc)
 	if (!s->whole_file)
 		log_warn("upload %s: stream broken (%s); the file will be uploaded whole",
 			 s->key, why);
-	return -EIO;
+	return rc == -EFBIG ? -EFBIG : -EIO;
 }
 
 int up_stream_write(struct up_stream *s, off_t off, const void *buf, size_t len)
