@@ -72,6 +72,8 @@ const DIR = path.resolve(args.dir);
 const DATA = path.join(DIR, 'data');
 const TMP = path.join(DIR, 'tmp');
 fs.mkdirSync(TMP, { recursive: true });
+// Bodies left by a proxy that died mid-request.
+for (const f of fs.readdirSync(TMP)) if (f.endsWith('.body')) fs.unlinkSync(path.join(TMP, f));
 
 const KEYS = new Map([[
   process.env.LZFS_TEST_ACCESS_KEY || 'lzfstest',
