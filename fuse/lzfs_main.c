@@ -113,22 +113,19 @@ static void usage(FILE *f)
 		"  -f  stay in the foreground    -d  FUSE debug    -s  single-threaded\n");
 }
 
-struct parse_ctx {
-	struct lzfs_opts *o;
-	int nonopt;
-};
-
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	struct parse_ctx *c = data;
+	/* fuse_opt stores the templates' values at their offsets in `data`,
+	 * so data must be the struct lzfs_opts itself. */
+	struct lzfs_opts *o = data;
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
-		if (c->nonopt++ == 0) {
-			c->o->url = strdup(arg);
+		if (o->nonopt++ == 0) {
+			o->url = strdup(arg);
 			return 0;
 		}
-		if (c->nonopt == 2) {
-			c->o->mountpoint = strdup(arg);
+		if (o->nonopt == 2) {
+			o->mountpoint = strdup(arg);
 			return 1; /* fuse_parse_cmdline wants it too */
 		}
 		fprintf(stderr, "lzfs: unexpected argument '%s'\n", arg);
@@ -139,10 +136,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return 0;
 		return 1;
 	case KEY_HELP:
-		c->o->show_help = 1;
+		o->show_help = 1;
 		return 0;
 	case KEY_VERSION:
-		c->o->show_version = 1;
+		o->show_version = 1;
 		return 0;
 	}
 	return 1;
@@ -246,7 +243,6 @@ int main(int argc, char **argv)
 	struct lzfs_opts o;
 	opts_defaults(&o);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct parse_ctx pc = {.o = &o};
 	int ret = 1;
 	struct fuse *fuse = NULL;
 	struct s3_creds creds = {0};
@@ -258,7 +254,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd;
 	memset(&cmd, 0, sizeof cmd);
 
-	if (fuse_opt_parse(&args, &pc, lzfs_opt_spec, opt_proc) < 0) {
+	if (fuse_opt_parse(&args, &o, lzfs_opt_spec, opt_proc) < 0) {
 		usage(stderr);
 		return 1;
 	}

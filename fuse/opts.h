@@ -40,6 +40,7 @@ struct lzfs_opts {
 	int retry_interval;      /* seconds before the first background retry */
 	int offline_ok;          /* mount even if S3 cannot be reached */
 	int show_help, show_version;
+	int nonopt;              /* positional arguments seen while parsing */
 };
 
 void opts_defaults(struct lzfs_opts *o);

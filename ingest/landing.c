@@ -134,7 +134,7 @@ static int open_beneath(struct land *l, const char *path, int flags, mode_t mode
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? mode : 0,
+		.mode = (flags & O_CREAT) ? (mode & 07777) : 0, /* openat2 refuses S_IFREG */
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, l->rootfd, path[0] ? path : ".", &how, sizeof how);

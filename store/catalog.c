@@ -1085,6 +1085,23 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
+	if (rc == 0 && o->state == CAT_INGESTED) {
+		/* Already uploaded and verified (a small file sent in one PUT):
+		 * registered as ingested in the same transaction. */
+		WST(ing, W_SET_INGESTED);
+		sqlite3_bind_int64(ing, 1, id);
+		sqlite3_bind_int64(ing, 2, o->size);
+		bind_text(ing, 3, o->sha256);
+		bind_text(ing, 4, o->etag);
+		sqlite3_bind_int64(ing, 5, now);
+		if ((rc = st_exec(c, c->db, ing, "registering an ingested object")))
+			return rc;
+		if (asprintf(&detail, "%lld bytes, sha256 %s, etag %s", (long long)o->size,
+			     o->sha256[0] ? o->sha256 : "-", o->etag[0] ? o->etag : "-") < 0)
+			return -ENOMEM;
+		rc = w_event(c, id, o->path, "ingested", detail);
+		free(detail);
+	}
 	r->id = id;
 	r->version = version;
 	return rc;
@@ -1611,7 +1628,8 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o)
 	if (rc == 0) {
 		o->id = r.id;
 		o->version = r.version;
-		o->state = CAT_PENDING;
+		if (o->state != CAT_INGESTED)
+			o->state = CAT_PENDING;
 		o->current = 1;
 	}
 	return rc;
