@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,33 @@
 
 /* ------------------------------------------------------------------ */
 /* schema */
+
+/* Counters kept by triggers in the transaction that changes the rows, so
+ * status costs the same at a billion rows as at ten. k 0..4: current rows
+ * per state (count, bytes); 5: deleted rows; 6: all rows. The state index
+ * leaves out `ingested`, the bulk of a catalog, and its entries (state,
+ * rowid) are appended in id order: a registration dirties no random page. */
+#define TOTALS_SQL                                                                          \
+	"CREATE INDEX objects_state ON objects(state) WHERE state <> 2;"                    \
+	"CREATE TABLE totals(k INTEGER PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL);" \
+	"INSERT INTO totals VALUES(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0),"  \
+	" (5, 0, 0), (6, 0, 0);"                                                            \
+	"CREATE TRIGGER objects_totals_insert AFTER INSERT ON objects BEGIN"                 \
+	" UPDATE totals SET n = n + 1, bytes = bytes + NEW.size WHERE k = NEW.state"        \
+	"  AND NEW.current = 1;"                                                            \
+	" UPDATE totals SET n = n + 1 WHERE k = 6 OR (k = 5 AND NEW.state = 4);"            \
+	" END;"                                                                             \
+	"CREATE TRIGGER objects_totals_update AFTER UPDATE OF state, current, size ON objects" \
+	" BEGIN"                                                                            \
+	" UPDATE totals SET n = n - 1, bytes = bytes - OLD.size WHERE k = OLD.state"        \
+	"  AND OLD.current = 1;"                                                            \
+	" UPDATE totals SET n = n + 1, bytes = bytes + NEW.size WHERE k = NEW.state"        \
+	"  AND NEW.current = 1;"                                                            \
+	" UPDATE totals SET n = n + (NEW.state = 4) - (OLD.state = 4) WHERE k = 5"          \
+	"  AND (NEW.state = 4) <> (OLD.state = 4);"                                         \
+	" END;"                                                                             \
+	"CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects"                         \
+	" BEGIN SELECT RAISE(ABORT, 'object rows are never deleted'); END;"
 
 /* Version 1 is kept here only as documentation of what migrate_1_2 starts
  * from: it had no parts table and no objects.symlink column. */
@@ -63,8 +91,8 @@ static const char schema_v2[] =
 	 * even if two threads race to add the same path. */
 	"CREATE UNIQUE INDEX objects_current ON objects(path) WHERE current = 1;"
 	"CREATE INDEX objects_coll ON objects(coll_id, current);"
-	"CREATE INDEX objects_state ON objects(state, current, size);"
 	"CREATE INDEX objects_key ON objects(key);"
+	TOTALS_SQL
 	"CREATE TABLE parts("
 	" obj_id INTEGER NOT NULL REFERENCES objects(id),"
 	" number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
@@ -94,6 +122,13 @@ static const char schema_v2[] =
 
 static const char migrate_1_2[] =
 	"ALTER TABLE objects ADD COLUMN symlink TEXT;"
+	"DROP INDEX objects_state;"
+	TOTALS_SQL
+	"UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
+	" o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
+	" AND o.current = 1) WHERE k < 5;"
+	"UPDATE totals SET n = (SELECT count(*) FROM objects WHERE state = 4) WHERE k = 5;"
+	"UPDATE totals SET n = (SELECT count(*) FROM objects) WHERE k = 6;"
 	"CREATE TABLE parts("
 	" obj_id INTEGER NOT NULL REFERENCES objects(id),"
 	" number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
@@ -192,8 +227,8 @@ static const char *const rsql[R_COUNT] = {
 	[R_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
 	[R_META_LIST] = "SELECT name, value, unit FROM meta WHERE kind = ?1 AND target = ?2"
 			" ORDER BY name",
-	[R_UNFINISHED] = "SELECT " OBJ_COLS " FROM objects WHERE state IN (0, 1) AND current = 1"
-			 " ORDER BY id",
+	[R_UNFINISHED] = "SELECT " OBJ_COLS " FROM objects WHERE state IN (0, 1) AND state <> 2"
+			 " AND current = 1 ORDER BY id",
 };
 
 /* ------------------------------------------------------------------ */
@@ -211,8 +246,7 @@ enum req_op {
 struct req {
 	enum req_op op;
 	int rc;
-	int done;
-	pthread_cond_t cond;
+	sem_t done;                 /* posted by the writer after the commit */
 	struct req *next;
 	int64_t id;                 /* object id in; new id out */
 	int64_t n1, n2;             /* size, part number, mtime */
@@ -249,6 +283,13 @@ struct cat {
 	struct rconn *idle;         /* read connection pool */
 	int nidle;
 };
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static int64_t now_ns(void)
 {
@@ -688,8 +729,18 @@ static void rconn_close(struct rconn *r)
 
 static void *writer_main(void *arg);
 
+static void sqlite_once(void)
+{
+	/* lzfs is SQLite's only user in its processes. Without this, every
+	 * allocation SQLite makes in any thread takes one global mutex. Fails
+	 * harmlessly (SQLITE_MISUSE) if SQLite was already initialised. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int cat_open(const char *file, int flags, struct cat **out)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_once);
 	*out = NULL;
 	if (sqlite3_threadsafe() == 0) {
 		log_err("catalog %s: libsqlite3 was built without thread support", file);
@@ -1528,6 +1579,7 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 static void *writer_main(void *arg)
 {
 	struct cat *c = arg;
+	pthread_setname_np(pthread_self(), "lzfs-catalog");
 	pthread_mutex_lock(&c->qlock);
 	for (;;) {
 		while (!c->qhead && !c->stopping) {
@@ -1553,21 +1605,28 @@ static void *writer_main(void *arg)
 			sqlite3_busy_timeout(c->db, busy_ms);
 			c->busy_applied = busy_ms;
 		}
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC);
 		run_batch(c, batch, end);
+		int64_t busy = clock_ns(CLOCK_MONOTONIC) - t0;
 
+		uint64_t failed = 0;
+		for (struct req *r = batch; r != end; r = r->next)
+			failed += r->rc != 0;
 		pthread_mutex_lock(&c->qlock);
 		c->stats.requests += n;
+		c->stats.failed += failed;
 		if (n > c->stats.max_batch)
 			c->stats.max_batch = n;
-		/* Under qlock the waiters cannot return and free their
-		 * request, so the list can still be walked. */
+		c->stats.busy_ns += busy;
+		c->stats.cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		pthread_mutex_unlock(&c->qlock);
+		/* Waiters are woken outside qlock, so none of them blocks on
+		 * it right after waking. */
 		for (struct req *r = batch, *next; r != end; r = next) {
-			next = r->next;
-			if (r->rc)
-				c->stats.failed++;
-			r->done = 1;
-			pthread_cond_signal(&r->cond);
+			next = r->next; /* r may be gone once posted */
+			sem_post(&r->done);
 		}
+		pthread_mutex_lock(&c->qlock);
 	}
 	pthread_mutex_unlock(&c->qlock);
 	return NULL;
@@ -1578,16 +1637,14 @@ static int submit(struct cat *c, struct req *r)
 {
 	if (c->flags & CAT_READONLY)
 		return -EROFS;
-	r->done = 0;
 	r->rc = 0;
 	r->next = NULL;
-	pthread_cond_init(&r->cond, NULL);
 	pthread_mutex_lock(&c->qlock);
 	if (c->stopping) {
 		pthread_mutex_unlock(&c->qlock);
-		pthread_cond_destroy(&r->cond);
 		return -ESHUTDOWN;
 	}
+	sem_init(&r->done, 0, 0);
 	if (c->qtail)
 		c->qtail->next = r;
 	else
@@ -1595,10 +1652,10 @@ static int submit(struct cat *c, struct req *r)
 	c->qtail = r;
 	if (c->writer_waiting)
 		pthread_cond_signal(&c->qcond);
-	while (!r->done)
-		pthread_cond_wait(&r->cond, &c->qlock);
 	pthread_mutex_unlock(&c->qlock);
-	pthread_cond_destroy(&r->cond);
+	while (sem_wait(&r->done) != 0)
+		; /* EINTR */
+	sem_destroy(&r->done);
 	return r->rc;
 }
 
@@ -2066,7 +2123,7 @@ int cat_find(struct cat *c, const struct cat_query *q,
 	if (q->name_glob)
 		ADD(" AND lzfs_glob(?3, path)");
 	if (q->state >= 0)
-		ADD(" AND state = ?4");
+		ADD(q->state == CAT_INGESTED ? " AND state = ?4" : " AND state = ?4 AND state <> 2");
 	if (q->min_size >= 0)
 		ADD(" AND size >= ?5");
 	if (q->max_size >= 0)
@@ -2223,11 +2280,10 @@ int cat_status(struct cat *c, struct cat_status *out)
 		return rc;
 	/* One read transaction: the numbers belong to the same moment. */
 	static const char sql[] =
-		"SELECT state, count(*), total(size) FROM objects WHERE current = 1 GROUP BY state;"
-		"SELECT 4, count(*), 0 FROM objects WHERE state = 4;"
-		"SELECT 5, min(ctime_ns), 0 FROM objects WHERE state IN (0, 1) AND current = 1;"
-		"SELECT 6, count(*), 0 FROM collections;"
-		"SELECT 7, count(*), 0 FROM objects;";
+		"SELECT k, n, bytes FROM totals;"
+		"SELECT 7, min(ctime_ns), 0 FROM objects WHERE state IN (0, 1) AND state <> 2"
+		" AND current = 1;"
+		"SELECT 8, count(*), 0 FROM collections;";
 	rc = exec_sql(c, r->db, "BEGIN", "reading status");
 	const char *tail = sql;
 	while (rc == 0 && *tail) {
@@ -2242,18 +2298,18 @@ int cat_status(struct cat *c, struct cat_status *out)
 		while ((s = rstep(c, r, st, "reading status")) == 1) {
 			int k = sqlite3_column_int(st, 0);
 			int64_t v = sqlite3_column_int64(st, 1);
-			if (k >= 0 && k < 4) {
+			if (k >= 0 && k < CAT_DELETED) {
 				out->count[k] = v;
 				if (k == CAT_INGESTED)
-					out->bytes_ingested = (int64_t)sqlite3_column_double(st, 2);
-			} else if (k == 4) {
-				out->count[CAT_DELETED] = v;
+					out->bytes_ingested = sqlite3_column_int64(st, 2);
 			} else if (k == 5) {
-				out->oldest_pending_ns = v;
+				out->count[CAT_DELETED] = v;
 			} else if (k == 6) {
-				out->collections = v;
-			} else if (k == 7) {
 				out->versions = v;
+			} else if (k == 7) {
+				out->oldest_pending_ns = v;
+			} else if (k == 8) {
+				out->collections = v;
 			}
 		}
 		if (s < 0)
@@ -2320,6 +2376,28 @@ int cat_check(struct cat *c)
 			if (rc >= 0 && bad) {
 				log_err("catalog %s: %lld paths whose current version is not their "
 					"newest live version", c->file, (long long)bad);
+				rc = -EPROTO;
+			} else if (rc > 0) {
+				rc = 0;
+			}
+		}
+	}
+	if (rc == 0) {
+		rc = sqlite3_prepare_v2(r->db,
+			"SELECT count(*) FROM totals t WHERE t.n <> CASE"
+			" WHEN t.k < 5 THEN (SELECT count(*) FROM objects WHERE state = t.k AND current = 1)"
+			" WHEN t.k = 5 THEN (SELECT count(*) FROM objects WHERE state = 4)"
+			" ELSE (SELECT count(*) FROM objects) END"
+			" OR (t.k < 5 AND t.bytes <> (SELECT total(size) FROM objects"
+			" WHERE state = t.k AND current = 1))", -1, &st, NULL);
+		if (rc != SQLITE_OK) {
+			rc = db_fail(c, r->db, rc, "checking totals");
+		} else {
+			int64_t bad = 0;
+			rc = st_int64(c, r->db, st, &bad, "checking totals");
+			sqlite3_finalize(st);
+			if (rc >= 0 && bad) {
+				log_err("catalog %s: status totals disagree with the objects", c->file);
 				rc = -EPROTO;
 			} else if (rc > 0) {
 				rc = 0;
