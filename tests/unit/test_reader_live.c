@@ -296,17 +296,18 @@ static void test_random(void **state)
 	uint64_t x = 42;
 
 	assert_int_equal(rd_open(p, mid.key, mid.size, mid.etag, 0, &r), 0);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 120; i++) {
 		x = mix(x);
 		uint64_t off = x % mid.size;
-		size_t len = 1 + (size_t)(mix(x + 1) % (3 * MiB - 1));
+		/* mostly small, sometimes over several chunks */
+		size_t len = 1 + (size_t)(mix(x + 1) % (i % 8 ? 300 * KiB : 3 * MiB - 1));
 		if (i % 10 == 0)
 			off = (x % 39) * MiB - 1 - (x % 7); /* just before a chunk boundary */
 		ssize_t n = rd_read(r, buf, len, off);
 		size_t want = off >= mid.size ? 0 : (mid.size - off < len ? mid.size - off : len);
 		assert_int_equal(n, want);
 		assert_true(matches(mid.seed, off, buf, n));
-		if (i % 25 == 0) {
+		if (i % 20 == 0) {
 			/* reading on from there: a short sequential run */
 			for (int k = 0; k < 20 && off + n < mid.size; k++) {
 				off += n;
@@ -317,7 +318,7 @@ static void test_random(void **state)
 		}
 	}
 	rd_pool_stats(p, &st);
-	assert_true(st.direct_reads >= 150);
+	assert_true(st.direct_reads >= 90);
 	assert_true(st.chunks_fetched > 0); /* the sequential runs used chunks */
 	assert_true(st.mem_peak <= 16 * MiB);
 	rd_close(r);
@@ -623,7 +624,7 @@ static void test_errors(void **state)
 	assert_true(matches(mid.seed, 0, buf, n));
 
 	/* the server stops accepting connections */
-	assert_int_equal(fault("{\"down_secs\":6}"), 0);
+	assert_int_equal(fault("{\"down_secs\":3}"), 0);
 	usleep(200 * 1000);
 	t0 = now();
 	n = 0;
