@@ -89,6 +89,7 @@ table=$(
 echo "$table"
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mkdir -p "$(dirname "$OUT")"
 {
 	[ -s "$OUT" ] || printf '# S3 read throughput\n\n`tests/bench/read.sh` appends one section per run.\n'
 	echo
