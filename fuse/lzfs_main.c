@@ -343,6 +343,7 @@ int main(int argc, char **argv)
 		.bucket = o.bucket,
 		.prefix = o.prefix,
 		.spool_dir = o.landing,
+		.mountpoint = cmd.mountpoint,
 		.durability = o.durability,
 		.unlink_mode = o.unlink_mode,
 		.drain_secs = o.drain_timeout,

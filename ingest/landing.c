@@ -62,7 +62,7 @@ struct work {
 
 struct land {
 	struct land_config cfg;
-	char *bucket, *prefix, *spool_dir;
+	char *bucket, *prefix, *spool_dir, *mountpoint;
 	struct s3_client *s3;
 	struct cat *cat;
 	struct up_pool *pool;
@@ -443,6 +443,12 @@ static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay
 
 static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
 
+/* S3 refused the object itself (a key it cannot store): retrying cannot
+ * help, so the row becomes `failed` with the reason, and the file stays in
+ * the spool for an admin to rename or fetch. Everything else (outages,
+ * throttling, credentials being rotated, a missing bucket) is retried. */
+static int permanent(int rc) { return rc == -EINVAL || rc == -ENAMETOOLONG; }
+
 /* Uploads a pending row from its spool file (retries, recovery). */
 static int retry_row(struct land *l, int64_t id)
 {
@@ -485,6 +491,11 @@ static int retry_row(struct land *l, int64_t id)
 			log_info("ingested %s -> s3://%s/%s (%llu bytes, from the spool, sha256 %s)",
 				 o.path, l->bucket, o.key, (unsigned long long)res.size, res.sha256);
 		}
+	} else if (permanent(rc)) {
+		log_err("%s: S3 refuses s3://%s/%s (%s); marked failed, the file stays in the spool",
+			o.path, l->bucket, o.key, strerror(-rc));
+		cat_obj_set_failed(l->cat, id, strerror(-rc));
+		rc = 0;
 	} else {
 		cat_obj_set_pending(l->cat, id, strerror(-rc));
 	}
@@ -601,6 +612,7 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	l->bucket = strdup(cfg->bucket);
 	l->prefix = strdup(cfg->prefix ? cfg->prefix : "");
 	l->spool_dir = strdup(cfg->spool_dir);
+	l->mountpoint = cfg->mountpoint ? strdup(cfg->mountpoint) : NULL;
 	l->s3 = s3;
 	l->cat = cat;
 	l->pool = pool;
@@ -629,6 +641,7 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	*out = l;
 	return 0;
 fail:
+	free(l->mountpoint);
 	free(l->bucket);
 	free(l->prefix);
 	free(l->spool_dir);
@@ -667,6 +680,7 @@ void land_close(struct land *l)
 	free(l->bucket);
 	free(l->prefix);
 	free(l->spool_dir);
+	free(l->mountpoint);
 	free(l);
 }
 
@@ -810,12 +824,19 @@ static int commit_sync(struct land *l, struct node *n)
 	close(fd);
 	pthread_mutex_lock(&n->idmu);
 	id = n->obj_id;
-	if (id)
+	if (id && permanent(rc))
+		cat_obj_set_failed(l->cat, id, strerror(-rc));
+	else if (id)
 		cat_obj_set_pending(l->cat, id, strerror(-rc));
 	n->obj_id = 0;
 	n->obj_uploading = 0;
 	pthread_mutex_unlock(&n->idmu);
-	if (id) {
+	if (id && permanent(rc)) {
+		log_err("%s: S3 refuses s3://%s/%s (%s); marked failed, the file stays in the spool",
+			path, l->bucket, key, strerror(-rc));
+		n->dirty = 0;
+		rc = 0;
+	} else if (id) {
 		log_warn("%s: not in S3 yet (%s); kept in the spool, pending, retrying in the background",
 			 path, strerror(-rc));
 		queue_push(l, NULL, id, l->cfg.retry_secs * 1000, 0);
@@ -965,7 +986,38 @@ ssize_t land_write(struct land_fh *fh, const char *buf, size_t size, off_t off)
 	return (ssize_t)done;
 }
 
-int land_flush(struct land_fh *fh)
+/* Does process pid still hold an fd on node n's file in the mount? */
+static int pid_has_file_open(struct land *l, pid_t pid, struct node *n)
+{
+	if (pid <= 0 || !l->mountpoint)
+		return 0;
+	char *path = node_path(l, n);
+	char *want = NULL;
+	if (!path || asprintf(&want, "%s/%s", l->mountpoint, path) < 0) {
+		free(path);
+		return 0;
+	}
+	free(path);
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	int found = 0;
+	struct dirent *de;
+	while (d && !found && (de = readdir(d))) {
+		char link[PATH_MAX];
+		ssize_t r = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (r <= 0)
+			continue;
+		link[r] = '\0';
+		found = strcmp(link, want) == 0;
+	}
+	if (d)
+		closedir(d);
+	free(want);
+	return found;
+}
+
+int land_flush(struct land_fh *fh, pid_t pid)
 {
 	if (!is_write(fh->flags))
 		return 0;
@@ -973,6 +1025,17 @@ int land_flush(struct land_fh *fh)
 	struct node *n = fh->n;
 	int rc = 0;
 	pthread_mutex_lock(&n->mu);
+	struct stat st;
+	if (n->dirty && fstat(fh->fd, &st) == 0 && st.st_size == 0 &&
+	    pid_has_file_open(l, pid, n)) {
+		/* A shell opens a redirect target, dup2()s it and closes the
+		 * first fd: that flush comes before any byte, with the file
+		 * still open on another fd of the same process. Committing an
+		 * empty version now would be undone by the real content a
+		 * moment later; the last flush or the release commits it. */
+		pthread_mutex_unlock(&n->mu);
+		return 0;
+	}
 	if (n->dirty && !n->unlinked && l->cfg.durability == LAND_DUR_ASYNC) {
 		if (fsync(fh->fd) < 0) {
 			rc = -errno;
@@ -1000,7 +1063,7 @@ int land_fsync(struct land_fh *fh, int datasync)
 		return 0;
 	if ((datasync ? fdatasync(fh->fd) : fsync(fh->fd)) < 0)
 		return -errno;
-	return land_flush(fh);
+	return land_flush(fh, 0);
 }
 
 int land_release(struct land_fh *fh)
@@ -1011,9 +1074,9 @@ int land_release(struct land_fh *fh)
 	if (is_write(fh->flags)) {
 		pthread_mutex_lock(&n->mu);
 		n->writers--;
-		/* Written after the last flush (rare: writes through a dup'ed
-		 * fd after another close): commit now, nobody waits. */
-		if (n->dirty && n->writers == 0 && l->cfg.durability == LAND_DUR_CLOSE)
+		/* Left dirty by flush (an empty file) or written after the last
+		 * flush through another fd: commit now, nobody waits. */
+		if (n->dirty && n->writers == 0)
 			rc = commit_sync(l, n);
 		pthread_mutex_unlock(&n->mu);
 	}

@@ -45,6 +45,7 @@ struct land_config {
 	const char *bucket;
 	const char *prefix;       /* key prefix without leading/trailing '/', may be "" */
 	const char *spool_dir;
+	const char *mountpoint;   /* absolute; to recognise other fds on a file */
 	int durability;
 	int unlink_mode;
 	int drain_secs;           /* bounded wait for queued work at shutdown; default 60 */
@@ -72,7 +73,8 @@ int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t 
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **fh);
 ssize_t land_read(struct land_fh *fh, char *buf, size_t size, off_t off);
 ssize_t land_write(struct land_fh *fh, const char *buf, size_t size, off_t off);
-int land_flush(struct land_fh *fh);
+/* pid: the process closing the file (FUSE's flush carries it). */
+int land_flush(struct land_fh *fh, pid_t pid);
 int land_fsync(struct land_fh *fh, int datasync);
 int land_release(struct land_fh *fh);
 int land_fgetattr(struct land_fh *fh, struct stat *st);

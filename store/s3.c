@@ -315,6 +315,8 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 	struct s3_req r;
 	struct s3_resp p = {0};
 	s3req_init(&r, "HeadObject", "HEAD", key);
+	/* S3 returns a stored x-amz-checksum-sha256 only when asked. */
+	s3req_header(&r, "x-amz-checksum-mode", "ENABLED");
 	r.want_meta = info != NULL;
 	r.quiet_404 = 1; /* "is it there?" is a question, not a failure */
 	rc = s3req_perform(c, &r, &p, st);

@@ -26,28 +26,32 @@ head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$dir/file"
 sync
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-declare -A rate
+declare -A rate cpu
 for n in 1 4 8; do
 	line=$("$BUILD/bench-s3" --endpoint "$ep" --file "$dir/file" --part-mib "$PART_MIB" \
 		--inflight "$n" --key "bench/lzfs-$n")
 	echo "$line" >&2
 	rate[$n]=$(sed -n 's/.*MiB\/s=\([0-9.]*\).*/\1/p' <<<"$line")
+	cpu[$n]=$(sed -n 's/.*cpu_seconds=\([0-9.]*\).*/\1/p' <<<"$line")
 done
 
 start=$(date +%s.%N)
-"$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "$dir/file" s3://lzfs-test/bench/aws
+TIMEFORMAT='%U %S'
+{ time "$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "$dir/file" s3://lzfs-test/bench/aws; } \
+	2>"$dir/aws.time" || { cat "$dir/aws.time" >&2; exit 1; }
+cpu[aws]=$(awk 'END { printf "%.2f", $1 + $2 }' "$dir/aws.time")
 end=$(date +%s.%N)
 rate[aws]=$(awk -v s="$SIZE_MIB" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", s / (b - a) }')
 echo "aws s3 cp: ${rate[aws]} MiB/s" >&2
 
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0 ? x / y : 0) }'; }
 table=$(
-	echo "| client | parts in flight | MiB/s | vs aws s3 cp |"
-	echo "|---|---|---|---|"
+	echo "| client | parts in flight | MiB/s | vs aws s3 cp | client CPU s |"
+	echo "|---|---|---|---|---|"
 	for n in 1 4 8; do
-		echo "| bench-s3 (lzfs) | $n | ${rate[$n]} | $(ratio "${rate[$n]}" "${rate[aws]}") |"
+		echo "| bench-s3 (lzfs) | $n | ${rate[$n]} | $(ratio "${rate[$n]}" "${rate[aws]}") | ${cpu[$n]} |"
 	done
-	echo "| aws s3 cp | 10 (default) | ${rate[aws]} | 1.00 |"
+	echo "| aws s3 cp | 10 (default) | ${rate[aws]} | 1.00 | ${cpu[aws]} |"
 )
 echo "$table"
 
@@ -61,7 +65,9 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		"Linux $(uname -r); load average before the run: $load."
 	echo "Versions: $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2)," \
 		"node $(node --version), $("$AWS" --version 2>&1 | cut -d' ' -f1)."
-	echo "Server: the test S3 on loopback (node SigV4 proxy + s3rver), on the same machine."
+	echo "Server: the test S3 on loopback (node SigV4 proxy + s3rver), on the same machine and"
+	echo "sharing its CPUs, so MiB/s is client + server; \"client CPU s\" is the uploader's own"
+	echo "user + system time (bench-s3 hashes each part with SHA-256 inside that time)."
 	echo
 	echo "$table"
 } >>"$OUT"

@@ -32,6 +32,14 @@ case "$S3_ENDPOINT" in http://127.0.0.1:[0-9]*) ok "endpoint is a loopback URL" 
 PORT=${S3_ENDPOINT##*:}
 check "a second start in the same DIR is refused" bash -c "! '$S3SERVER' start '$S3_DIR' 2>/dev/null"
 check "an invalid bucket name is refused" bash -c "! '$S3SERVER' start '$T_DIR/other' --bucket 'Bad_Name' 2>/dev/null"
+check "server status: running" "$S3SERVER" status "$S3_DIR"
+# A start that cannot finish in time fails and leaves nothing running.
+out=$(LZFS_S3_START_TIMEOUT=0 "$S3SERVER" start "$T_DIR/late" 2>&1)
+check_eq "a start that times out exits non-zero" 1 "$?"
+case "$out" in *"did not come up"*) ok "... saying what did not come up" ;; *) not_ok "... saying what did not come up"; diag "$out" ;; esac
+pid=$(cat "$T_DIR/late/s3rver.pid" 2>/dev/null || true)
+check "... and kills what it started" bash -c "[ -z '$pid' ] || ! kill -0 '$pid' 2>/dev/null"
+check "server status: not running" bash -c "! '$S3SERVER' status '$T_DIR/late'"
 
 # --- awscli round trips (path style: awscli uses it for IP endpoints) -------
 F=$T_DIR/files

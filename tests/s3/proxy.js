@@ -26,6 +26,7 @@ const { STATUS, document, errorXml, text, parseCompleteBody } = require('./lib/s
 const { listObjects, ListError, OWNER, objectInfo } = require('./lib/listing');
 const { Faults, validate, throttle } = require('./lib/faults');
 const Uploads = require('./lib/uploads');
+const cks = require('./lib/checksums');
 
 const MiB = 1024 * 1024;
 const MEMORY_BODY_MAX = 64 * MiB;
@@ -82,6 +83,7 @@ const KEYS = new Map([[
 
 const faults = new Faults(path.join(DIR, 'faults.log'));
 const uploads = new Uploads(path.join(DIR, 'uploads.journal'));
+const checksums = new cks.ChecksumStore(path.join(DIR, 'checksums.journal'));
 const accessLog = fs.createWriteStream(path.join(DIR, 'access.log'), { flags: 'a' });
 const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 let listenPort = args.port;
@@ -409,18 +411,8 @@ function digestsWanted(ctx) {
     }
     want.md5 = true;
   }
-  if (h['x-amz-checksum-sha256'] !== undefined) {
-    if (Buffer.from(h['x-amz-checksum-sha256'], 'base64').length !== 32) {
-      throw new S3Err('InvalidRequest', 'Value for x-amz-checksum-sha256 header is invalid.');
-    }
-    want.sha256 = true;
-  }
-  if (h['x-amz-checksum-sha1'] !== undefined) {
-    if (Buffer.from(h['x-amz-checksum-sha1'], 'base64').length !== 20) {
-      throw new S3Err('InvalidRequest', 'Value for x-amz-checksum-sha1 header is invalid.');
-    }
-    want.sha1 = true;
-  }
+  ctx.checksum = cks.requestChecksum(h); // { algo, value } or null
+  if (ctx.checksum) want[cks.ALGOS[ctx.checksum.algo].hash] = true;
   if (h['x-amz-trailer'] !== undefined) {
     throw new S3Err('NotImplemented', 'The lzfs test S3 does not support trailing checksums (x-amz-trailer).', {}, 501);
   }
@@ -437,13 +429,16 @@ function verifyDigests(ctx, body) {
     throw new S3Err('BadDigest', 'The Content-MD5 you specified did not match what was received.',
       { ExpectedDigest: h['content-md5'].trim(), CalculatedDigest: body.md5 });
   }
-  if (h['x-amz-checksum-sha256'] !== undefined &&
-      Buffer.from(body.sha256, 'hex').toString('base64') !== h['x-amz-checksum-sha256'].trim()) {
-    throw new S3Err('BadDigest', 'The SHA256 you specified did not match the calculated checksum.');
+  const c = ctx.checksum;
+  if (c) {
+    const got = c.algo === 'SHA256' ? Buffer.from(body.sha256, 'hex').toString('base64') : body.sha1;
+    if (got !== c.value) throw new S3Err('BadDigest', `The ${c.algo} you specified did not match the calculated checksum.`);
   }
-  if (h['x-amz-checksum-sha1'] !== undefined && body.sha1 !== h['x-amz-checksum-sha1'].trim()) {
-    throw new S3Err('BadDigest', 'The SHA1 you specified did not match the calculated checksum.');
-  }
+}
+
+// The x-amz-checksum-* header of an answer, for a request that carried one.
+function checksumHeaders(c) {
+  return c ? { [cks.ALGOS[c.algo].header]: c.value } : {};
 }
 
 // ---------------------------------------------------------------- upstream
@@ -522,8 +517,8 @@ async function relayError(ctx, ures) {
   throw new S3Err(code, text(body, 'Message') || '', detail, status);
 }
 
-// Streams an upstream answer to the client, applying slow_bps and reset
-// faults to the body. extraHeaders are added; dropHeaders removed.
+// Streams an upstream answer to the client, with extraHeaders, applying the
+// slow_bps and response-reset faults to its body.
 function relay(ctx, ures, extraHeaders, fault) {
   const res = ctx.res;
   const headers = { ...ures.headers, ...extraHeaders };
@@ -549,6 +544,7 @@ function relay(ctx, ures, extraHeaders, fault) {
     let n = 0;
     stages.push(new Transform({
       transform(chunk, enc, cb) {
+        if (n >= cut) return cb(); // cut already; the socket is going
         if (n + chunk.length < cut) {
           n += chunk.length;
           return cb(null, chunk);
@@ -620,16 +616,23 @@ async function handleGetObject(ctx) {
     throw new S3Err('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
       { Condition: im !== undefined ? 'If-Match' : 'If-Unmodified-Since' });
   }
-  return relay(ctx, ures, {}, ctx.fault);
+  // The object's checksum is returned for whole objects only, as S3 does.
+  const answer = {};
+  if ((ctx.req.headers['x-amz-checksum-mode'] || '').toUpperCase() === 'ENABLED' && ures.statusCode === 200) {
+    const c = checksums.get(ctx.bucket, ctx.key, ures.headers.etag || '');
+    if (c) Object.assign(answer, checksumHeaders(c), { 'x-amz-checksum-type': c.type });
+  }
+  return relay(ctx, ures, answer, ctx.fault);
 }
 
 async function handlePutObject(ctx, body) {
   checkMetadataSize(ctx.req.headers);
   await checkWriteConditions(ctx);
   const ures = await forwardSimple(ctx, body);
-  const extra = {};
-  if (ctx.req.headers['x-amz-checksum-sha256']) extra['x-amz-checksum-sha256'] = ctx.req.headers['x-amz-checksum-sha256'];
-  return relay(ctx, ures, extra, ctx.fault);
+  const c = ctx.checksum;
+  if (ures.statusCode === 200 && c) checksums.set(ctx.bucket, ctx.key, ures.headers.etag || '', c.algo, c.value, 'FULL_OBJECT');
+  else if (ures.statusCode === 200) checksums.delete(ctx.bucket, ctx.key);
+  return relay(ctx, ures, checksumHeaders(c), ctx.fault);
 }
 
 async function handleCopyObject(ctx) {
@@ -648,6 +651,7 @@ async function handleCopyObject(ctx) {
   const ures = await forwardSimple(ctx, undefined, {
     'x-amz-copy-source': encodeURI(`/${src.bucket}/${src.key}`),
   });
+  checksums.delete(ctx.bucket, ctx.key);
   return relay(ctx, ures, {}, ctx.fault);
 }
 
@@ -685,11 +689,9 @@ async function handleUploadPart(ctx, u, n, body) {
   const ures = await forwardSimple(ctx, body, {});
   const etag = (ures.headers.etag || '').replace(/"/g, '');
   recordPart(ctx, u, n, {
-    size: body.size, etag, mtime: new Date().toISOString(), sha256: ctx.req.headers['x-amz-checksum-sha256'],
+    size: body.size, etag, mtime: new Date().toISOString(), checksum: ctx.checksum ? ctx.checksum.value : undefined,
   });
-  const extra = {};
-  if (ctx.req.headers['x-amz-checksum-sha256']) extra['x-amz-checksum-sha256'] = ctx.req.headers['x-amz-checksum-sha256'];
-  return relay(ctx, ures, extra, ctx.fault);
+  return relay(ctx, ures, checksumHeaders(ctx.checksum), ctx.fault);
 }
 
 async function handleUploadPartCopy(ctx, u, n) {
@@ -712,12 +714,19 @@ async function handleUploadPartCopy(ctx, u, n) {
   if (size > MAX_PART_SIZE) {
     throw new S3Err('InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_PART_SIZE}`);
   }
+  // With a checksum algorithm on the upload, S3 computes the part's checksum.
+  const hash = u.algo ? crypto.createHash(cks.ALGOS[u.algo].hash) : null;
   let source;
   if (size > 0) {
     const sres = await upstream('GET', upstreamPath(src.bucket, src.key),
       upstreamHeaders({}, { range: `bytes=${start}-${end}` }));
     if (sres.statusCode !== 206 && sres.statusCode !== 200) await relayError(ctx, sres);
-    source = sres;
+    source = !hash ? sres : sres.pipe(new Transform({
+      transform(chunk, enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    }));
   } else {
     source = Buffer.alloc(0);
   }
@@ -727,19 +736,28 @@ async function handleUploadPartCopy(ctx, u, n) {
   pres.resume();
   const etag = (pres.headers.etag || '').replace(/"/g, '');
   const mtime = new Date().toISOString();
-  recordPart(ctx, u, n, { size, etag, mtime });
+  const checksum = hash ? hash.digest('base64') : undefined;
+  recordPart(ctx, u, n, { size, etag, mtime, checksum });
   ctx.bodyRead = true;
-  return sendXml(ctx, 200, document('CopyPartResult', { LastModified: mtime, ETag: `"${etag}"` }));
+  const result = { LastModified: mtime, ETag: `"${etag}"` };
+  if (hash) result[cks.ALGOS[u.algo].xml] = checksum;
+  return sendXml(ctx, 200, document('CopyPartResult', result));
 }
 
 async function handleCreateMultipart(ctx) {
   checkMetadataSize(ctx.req.headers);
+  const algo = cks.algorithmOf(ctx.req.headers['x-amz-checksum-algorithm']);
+  const type = ctx.req.headers['x-amz-checksum-type'];
+  if (type !== undefined && type.toUpperCase() !== 'COMPOSITE') {
+    throw new S3Err('NotImplemented', 'The lzfs test S3 keeps COMPOSITE multipart checksums only.', {}, 501);
+  }
   const ures = await forwardSimple(ctx, undefined);
   const xml = (await readAll(ures)).toString('utf8');
   const id = text(xml, 'UploadId');
   if (!id || !/^[0-9a-f]+$/.test(id)) throw new S3Err('InternalError', 's3rver gave no upload id', {}, 500);
-  uploads.create(ctx.bucket, ctx.key, id);
-  return sendXml(ctx, 200, document('InitiateMultipartUploadResult', { Bucket: ctx.bucket, Key: ctx.key, UploadId: id }));
+  uploads.create(ctx.bucket, ctx.key, id, algo);
+  return sendXml(ctx, 200, document('InitiateMultipartUploadResult', { Bucket: ctx.bucket, Key: ctx.key, UploadId: id }),
+    algo ? { 'x-amz-checksum-algorithm': algo, 'x-amz-checksum-type': 'COMPOSITE' } : {});
 }
 
 async function handleComplete(ctx, u, body) {
@@ -763,6 +781,17 @@ async function handleComplete(ctx, u, body) {
       throw new S3Err('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size',
         { ProposedSize: have.size, MinSizeAllowed: MIN_PART_SIZE, PartNumber: p.number, ETag: p.etag });
     }
+    if (u.algo) {
+      const given = p.checksums[u.algo];
+      if (given === undefined) {
+        throw new S3Err('InvalidRequest', `The upload was created using a ${u.algo.toLowerCase()} checksum. The complete ` +
+          `request must include the checksum for each part. It was missing for part ${p.number} in the request.`);
+      }
+      if (given !== have.checksum) {
+        throw new S3Err('InvalidPart', `The ${u.algo.toLowerCase()} checksum of part ${p.number} does not match the uploaded part's.`,
+          { UploadId: u.id, PartNumber: p.number });
+      }
+    }
   });
   await checkWriteConditions(ctx);
   // s3rver's XML parser turns an all-digit ETag into a number; quoted, it cannot.
@@ -773,15 +802,24 @@ async function handleComplete(ctx, u, body) {
   const ures = await upstream('POST', upstreamPath(ctx.bucket, ctx.key, [['uploadId', u.id]]),
     upstreamHeaders({ 'content-type': 'application/xml' }), buf, buf.length);
   if (ures.statusCode >= 400) await relayError(ctx, ures);
-  const result = (await readAll(ures)).toString('utf8');
-  const etag = text(result, 'ETag');
+  const etag = text((await readAll(ures)).toString('utf8'), 'ETag');
   if (!etag) throw new S3Err('InternalError', 's3rver completed without an ETag', {}, 500);
   uploads.remove(u.id);
-  const host = ctx.req.headers.host;
-  const location = ctx.vhost ? `http://${host}/${ctx.key}` : `http://${host}/${ctx.bucket}/${ctx.key}`;
-  return sendXml(ctx, 200, document('CompleteMultipartUploadResult', {
-    Location: location, Bucket: ctx.bucket, Key: ctx.key, ETag: etag,
-  }));
+  const result = {
+    Location: ctx.vhost ? `http://${ctx.req.headers.host}/${ctx.key}` : `http://${ctx.req.headers.host}/${ctx.bucket}/${ctx.key}`,
+    Bucket: ctx.bucket,
+    Key: ctx.key,
+    ETag: etag,
+  };
+  if (u.algo) {
+    const value = cks.composite(u.algo, parts.map((p) => u.parts.get(p.number).checksum));
+    checksums.set(ctx.bucket, ctx.key, etag, u.algo, value, 'COMPOSITE');
+    result[cks.ALGOS[u.algo].xml] = value;
+    result.ChecksumType = 'COMPOSITE';
+  } else {
+    checksums.delete(ctx.bucket, ctx.key);
+  }
+  return sendXml(ctx, 200, document('CompleteMultipartUploadResult', result));
 }
 
 async function handleAbort(ctx, u) {
@@ -822,12 +860,14 @@ function handleListParts(ctx, u) {
     Initiator: OWNER,
     Owner: OWNER,
     StorageClass: 'STANDARD',
+    ChecksumAlgorithm: u.algo,
     PartNumberMarker: marker,
     NextPartNumberMarker: page.length ? page[page.length - 1][0] : marker,
     MaxParts: maxParts,
     IsTruncated: truncated ? 'true' : 'false',
     Part: page.map(([n, p]) => ({
-      PartNumber: n, LastModified: p.mtime, ETag: `"${p.etag}"`, Size: p.size, ChecksumSHA256: p.sha256,
+      PartNumber: n, LastModified: p.mtime, ETag: `"${p.etag}"`, Size: p.size,
+      ...(u.algo && p.checksum ? { [cks.ALGOS[u.algo].xml]: p.checksum } : {}),
     })),
   }));
 }
@@ -1083,6 +1123,7 @@ async function route(ctx) {
     throw new S3Err('MaxMessageLengthExceeded', 'Your request was too big.', {}, 400);
   }
   const want = digestsWanted(ctx);
+  if (ctx.op === 'UploadPart') cks.checkPartType(upload.algo, ctx.checksum && ctx.checksum.algo);
 
   const fault = faults.decide(ctx.op);
   ctx.fault = fault;
@@ -1132,6 +1173,11 @@ async function route(ctx) {
       case 'CompleteMultipartUpload': return await handleComplete(ctx, upload, body);
       case 'AbortMultipartUpload': return await handleAbort(ctx, upload);
       case 'ListParts': return handleListParts(ctx, upload);
+      case 'DeleteObject': {
+        const ures = await forwardSimple(ctx, body);
+        if (ures.statusCode < 300) checksums.delete(ctx.bucket, ctx.key);
+        return await relay(ctx, ures, {}, ctx.fault);
+      }
       default: {
         const ures = await forwardSimple(ctx, body);
         return await relay(ctx, ures, {}, ctx.fault);
@@ -1163,6 +1209,7 @@ async function handle(req, res, expectContinue) {
     }
     await route(ctx);
   } catch (e) {
+    if (e instanceof cks.ChecksumError) e = new S3Err(e.code, e.message, {}, e.status);
     if (!(e instanceof S3Err)) {
       log(`${ctx.id} ${req.method} ${req.url}: ${e.stack || e}`);
       e = new S3Err('InternalError', 'We encountered an internal error. Please try again.', {}, 500);

@@ -239,6 +239,14 @@ static void on_part(void *arg, int n, const char *etag, uint64_t size)
 	pthread_mutex_unlock(&h->lock);
 }
 
+static int hook_parts(struct hook_log *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int n = h->parts;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
 static void hooks_init(struct hook_log *h, struct up_hooks *hk)
 {
 	memset(h, 0, sizeof *h);
@@ -745,9 +753,9 @@ static void test_server_down(void **state)
 	struct up_stream *s;
 	assert_int_equal(up_stream_open(p, key, spool, NULL, &hk, &s), 0);
 	assert_int_equal(stream_write(s, spool, 3, 0, 11 * MiB, MiB), 0);
-	for (int i = 0; i < 200 && h.parts < 2; i++)
+	for (int i = 0; i < 200 && hook_parts(&h) < 2; i++)
 		usleep(50000);
-	assert_int_equal(h.parts, 2); /* [0, 10 MiB) is on S3 */
+	assert_int_equal(hook_parts(&h), 2); /* [0, 10 MiB) is on S3 */
 
 	assert_int_equal(fault("{\"down_secs\":6}"), 0);
 	int rc = stream_write(s, spool, 3, 11 * MiB, 30 * MiB, MiB);

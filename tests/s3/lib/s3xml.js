@@ -98,7 +98,8 @@ function text(xml, tag) {
   return e.length ? unesc(e[0].trim()) : undefined;
 }
 
-// CompleteMultipartUpload body -> [{ number, etag }] in request order, or null.
+// CompleteMultipartUpload body -> [{ number, etag, checksums: { ALGO: base64 } }]
+// in request order, or null.
 function parseCompleteBody(xml) {
   if (!/<CompleteMultipartUpload[\s>]/.test(xml) || !/<\/CompleteMultipartUpload>\s*$/.test(xml)) return null;
   const parts = [];
@@ -106,7 +107,12 @@ function parseCompleteBody(xml) {
     const num = text(p, 'PartNumber');
     const etag = text(p, 'ETag');
     if (num === undefined || etag === undefined || !/^\d+$/.test(num)) return null;
-    parts.push({ number: Number(num), etag: etag.replace(/"/g, '') });
+    const checksums = {};
+    for (const algo of ['SHA256', 'SHA1', 'CRC32', 'CRC32C', 'CRC64NVME']) {
+      const v = text(p, 'Checksum' + algo);
+      if (v !== undefined) checksums[algo] = v;
+    }
+    parts.push({ number: Number(num), etag: etag.replace(/"/g, ''), checksums });
   }
   return parts.length ? parts : null;
 }
