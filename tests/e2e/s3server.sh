@@ -102,6 +102,13 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "${sigv4[@]}" -T "$F/p1k" \
 	-H "x-amz-content-sha256: $(sha256sum <"$F/p1k" | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/good/sha")
 check_eq "curl --aws-sigv4 PUT with the right hash: 200" 200 "$code"
 
+code=$(printf hello | curl -s -o /dev/null -w '%{http_code}' "${sigv4[@]}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+	-H "Transfer-Encoding: chunked" -T - "$S3_ENDPOINT/$TEST_BUCKET/chunked")
+check_eq "a chunked upload gets 501 NotImplemented, as on S3" 501 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "${sigv4[@]}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+	"$S3_ENDPOINT/$TEST_BUCKET/nolength")
+check_eq "a PUT without Content-Length gets 411 MissingContentLength" 411 "$code"
+
 # Virtual-host addressing: BUCKET.localhost.
 empty=$(sha256sum </dev/null | cut -d' ' -f1)
 check "virtual-host GET via a Host header returns the object" bash -c \

@@ -85,7 +85,10 @@ const faults = new Faults(path.join(DIR, 'faults.log'));
 const uploads = new Uploads(path.join(DIR, 'uploads.journal'));
 const checksums = new cks.ChecksumStore(path.join(DIR, 'checksums.journal'));
 const accessLog = fs.createWriteStream(path.join(DIR, 'access.log'), { flags: 'a' });
-const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+// Idle connections to s3rver are dropped here after 30 s, well before s3rver
+// would close them (10 min), so a request never goes out on a socket that
+// the other side is closing.
+const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30000 });
 let listenPort = args.port;
 
 function log(msg) {
@@ -1080,7 +1083,13 @@ async function route(ctx) {
   const te = req.headers['transfer-encoding'];
   const clen = req.headers['content-length'];
   const hasBody = (clen !== undefined && Number(clen) > 0) || te !== undefined;
-  if ((ctx.method === 'PUT' || ctx.method === 'POST') && clen === undefined && te !== undefined) {
+  // S3 wants the length up front: chunked uploads are refused, and a PUT
+  // without any length is too.
+  if (te !== undefined && (ctx.method === 'PUT' || ctx.method === 'POST')) {
+    throw new S3Err('NotImplemented', 'A header you provided implies functionality that is not implemented',
+      { Header: 'Transfer-Encoding' }, 501);
+  }
+  if ((ctx.op === 'PutObject' || ctx.op === 'UploadPart') && clen === undefined) {
     throw new S3Err('MissingContentLength', 'You must provide the Content-Length HTTP header.');
   }
   const size = Number(clen || 0);

@@ -197,7 +197,8 @@ async function main() {
   // Benchmarks push large bodies; node's default whole-request timeout
   // (300 s) would cut slow ones.
   server.httpServer.requestTimeout = 0;
-  server.httpServer.keepAliveTimeout = 60000;
+  // The proxy drops idle connections first (after 30 s); see proxy.js.
+  server.httpServer.keepAliveTimeout = 600000;
   if (args.pidFile) writeAtomic(args.pidFile, `${process.pid}\n`);
   if (args.portFile) writeAtomic(args.portFile, `${addr.port}\n`);
   console.log(`s3rver ${require('s3rver/package.json').version} on 127.0.0.1:${addr.port}, data in ${args.data}`);
