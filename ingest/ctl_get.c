@@ -31,7 +31,7 @@
 #include "reader.h"
 #include "s3.h"
 
-#define MIB (1024.0 * 1024.0)
+#define MIB       (1024.0 * 1024.0)
 #define READ_SIZE (4u * 1024 * 1024)
 
 /* ------------------------------------------------------------ S3 access */
@@ -42,7 +42,7 @@ struct s3set {
 	const char *credentials;
 	const char *profile;
 	const char *ca_file;
-	int path_style;              /* -1: path style unless the endpoint is AWS */
+	int path_style; /* -1: path style unless the endpoint is AWS */
 };
 
 struct conn {
@@ -61,9 +61,17 @@ struct s3ctx {
 	int nconns;
 };
 
-enum { OPT_ENDPOINT = 0x100, OPT_REGION, OPT_CREDS, OPT_PROFILE, OPT_PATH_STYLE,
-       OPT_VHOST, OPT_CA_FILE };
+enum {
+	OPT_ENDPOINT = 0x100,
+	OPT_REGION,
+	OPT_CREDS,
+	OPT_PROFILE,
+	OPT_PATH_STYLE,
+	OPT_VHOST,
+	OPT_CA_FILE
+};
 
+/* clang-format off */
 #define S3_LONGOPTS                                                          \
 	{"endpoint", required_argument, NULL, OPT_ENDPOINT},                 \
 	{"region", required_argument, NULL, OPT_REGION},                     \
@@ -72,30 +80,46 @@ enum { OPT_ENDPOINT = 0x100, OPT_REGION, OPT_CREDS, OPT_PROFILE, OPT_PATH_STYLE,
 	{"path-style", no_argument, NULL, OPT_PATH_STYLE},                   \
 	{"virtual-host", no_argument, NULL, OPT_VHOST},                      \
 	{"ca-file", required_argument, NULL, OPT_CA_FILE}
+/* clang-format on */
 
-#define S3_USAGE                                                                         \
-	"S3 options (else the environment):\n"                                           \
-	"  --endpoint URL        $LZFS_ENDPOINT, $AWS_ENDPOINT_URL, https://s3.amazonaws.com\n" \
-	"  --region NAME         $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1\n"          \
-	"  --credentials FILE    AWS credentials file (mode 0600); else $AWS_ACCESS_KEY_ID\n" \
-	"                        and $AWS_SECRET_ACCESS_KEY, else $AWS_SHARED_CREDENTIALS_FILE\n" \
-	"  --profile NAME        section of the credentials file ($AWS_PROFILE, default)\n" \
-	"  --path-style | --virtual-host  addressing (default: virtual host for AWS)\n"  \
-	"  --ca-file FILE        CA bundle for TLS\n"                                    \
+#define S3_USAGE                                                                                   \
+	"S3 options (else the environment):\n"                                                     \
+	"  --endpoint URL        $LZFS_ENDPOINT, $AWS_ENDPOINT_URL, https://s3.amazonaws.com\n"    \
+	"  --region NAME         $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1\n"                    \
+	"  --credentials FILE    AWS credentials file (mode 0600); else $AWS_ACCESS_KEY_ID\n"      \
+	"                        and $AWS_SECRET_ACCESS_KEY, else $AWS_SHARED_CREDENTIALS_FILE\n"  \
+	"  --profile NAME        section of the credentials file ($AWS_PROFILE, default)\n"        \
+	"  --path-style | --virtual-host  addressing (default: virtual host for AWS)\n"            \
+	"  --ca-file FILE        CA bundle for TLS\n"                                              \
 	"The bucket of each object is the one recorded in the catalog.\n"
 
 /* 1 if c was an S3 option (and is taken), 0 if not. */
 static int s3set_option(struct s3set *s, int c, const char *arg)
 {
 	switch (c) {
-	case OPT_ENDPOINT: s->endpoint = arg; return 1;
-	case OPT_REGION: s->region = arg; return 1;
-	case OPT_CREDS: s->credentials = arg; return 1;
-	case OPT_PROFILE: s->profile = arg; return 1;
-	case OPT_PATH_STYLE: s->path_style = 1; return 1;
-	case OPT_VHOST: s->path_style = 0; return 1;
-	case OPT_CA_FILE: s->ca_file = arg; return 1;
-	default: return 0;
+	case OPT_ENDPOINT:
+		s->endpoint = arg;
+		return 1;
+	case OPT_REGION:
+		s->region = arg;
+		return 1;
+	case OPT_CREDS:
+		s->credentials = arg;
+		return 1;
+	case OPT_PROFILE:
+		s->profile = arg;
+		return 1;
+	case OPT_PATH_STYLE:
+		s->path_style = 1;
+		return 1;
+	case OPT_VHOST:
+		s->path_style = 0;
+		return 1;
+	case OPT_CA_FILE:
+		s->ca_file = arg;
+		return 1;
+	default:
+		return 0;
 	}
 }
 
@@ -172,13 +196,13 @@ static int s3ctx_conn(struct s3ctx *x, const char *bucket, struct conn **out)
 	c = &x->conns[x->nconns];
 	memset(c, 0, sizeof(*c));
 	struct s3_config cfg = {
-		.endpoint = x->set.endpoint,
-		.region = x->set.region,
-		.bucket = bucket,
-		.path_style = x->set.path_style,
-		.creds = &x->creds,
-		.ca_file = x->set.ca_file,
-		.max_connections = 32,
+	    .endpoint = x->set.endpoint,
+	    .region = x->set.region,
+	    .bucket = bucket,
+	    .path_style = x->set.path_style,
+	    .creds = &x->creds,
+	    .ca_file = x->set.ca_file,
+	    .max_connections = 32,
 	};
 	c->bucket = strdup(bucket);
 	if (!c->bucket) {
@@ -192,7 +216,7 @@ static int s3ctx_conn(struct s3ctx *x, const char *bucket, struct conn **out)
 		s3_client_free(c->s3);
 		free(c->bucket);
 		ctl_err(x->cmd, "cannot set up S3 access to bucket %s at %s: %s", bucket,
-			x->set.endpoint, strerror(-rc));
+		        x->set.endpoint, strerror(-rc));
 		goto out;
 	}
 	x->nconns++;
@@ -242,26 +266,27 @@ static int objref_set(struct objref *r, const struct cat_obj *o)
 
 enum outcome {
 	OC_OK,
-	OC_MISSING,    /* no such object in S3 */
-	OC_SIZE,       /* S3 has another size */
-	OC_SHA256,     /* other bytes */
-	OC_CHANGED,    /* replaced while it was being read */
-	OC_NOSHA,      /* the catalog has no SHA-256 to compare with */
-	OC_ERROR,      /* S3 or local I/O failed */
+	OC_MISSING, /* no such object in S3 */
+	OC_SIZE,    /* S3 has another size */
+	OC_SHA256,  /* other bytes */
+	OC_CHANGED, /* replaced while it was being read */
+	OC_NOSHA,   /* the catalog has no SHA-256 to compare with */
+	OC_ERROR,   /* S3 or local I/O failed */
 };
 
 static const char *outcome_name[] = {
-	[OC_OK] = "ok", [OC_MISSING] = "missing", [OC_SIZE] = "size", [OC_SHA256] = "sha256",
-	[OC_CHANGED] = "changed", [OC_NOSHA] = "no-sha256", [OC_ERROR] = "error",
+    [OC_OK] = "ok",         [OC_MISSING] = "missing", [OC_SIZE] = "size",
+    [OC_SHA256] = "sha256", [OC_CHANGED] = "changed", [OC_NOSHA] = "no-sha256",
+    [OC_ERROR] = "error",
 };
 
 struct result {
 	enum outcome what;
-	int err;                    /* OC_ERROR: negative errno */
-	int write_err;              /* the error was writing DEST */
+	int err;       /* OC_ERROR: negative errno */
+	int write_err; /* the error was writing DEST */
 	uint64_t s3_size;
-	uint64_t bytes;             /* read from S3 */
-	char sha256[65];            /* of the bytes read */
+	uint64_t bytes;  /* read from S3 */
+	char sha256[65]; /* of the bytes read */
 	char s3_etag[S3_ETAG_MAX];
 };
 
@@ -284,7 +309,7 @@ static int write_all(int fd, const char *buf, size_t len)
  * 0 with res filled (res->what says whether it matched), or a negative errno
  * when nothing could be judged (setup failures). */
 static int check_object(struct s3ctx *x, const struct objref *r, int fd, char *buf,
-			struct result *res)
+                        struct result *res)
 {
 	struct s3_object_info info;
 	struct s3_status st;
@@ -318,7 +343,7 @@ static int check_object(struct s3ctx *x, const struct objref *r, int fd, char *b
 	rc = hash_new(HASH_SHA256, &h);
 	if (rc == 0)
 		rc = rd_open(c->pool, r->key, res->s3_size, res->s3_etag[0] ? res->s3_etag : NULL,
-			     RD_SEQUENTIAL, &rd);
+		             RD_SEQUENTIAL, &rd);
 	while (rc == 0 && res->bytes < res->s3_size) {
 		ssize_t n = rd_read(rd, buf, READ_SIZE, res->bytes);
 		if (n <= 0) {
@@ -364,11 +389,11 @@ static void report_problem(const char *cmd, const struct objref *r, const struct
 		break;
 	case OC_SIZE:
 		snprintf(what, sizeof what, "size mismatch: expected %lld bytes, S3 has %llu",
-			 (long long)r->size, (unsigned long long)res->s3_size);
+		         (long long)r->size, (unsigned long long)res->s3_size);
 		break;
 	case OC_SHA256:
 		snprintf(what, sizeof what, "SHA-256 mismatch: expected %s, actual %s", r->sha256,
-			 res->sha256);
+		         res->sha256);
 		break;
 	case OC_CHANGED:
 		snprintf(what, sizeof what, "the object changed in S3 while it was read");
@@ -378,7 +403,7 @@ static void report_problem(const char *cmd, const struct objref *r, const struct
 		break;
 	case OC_ERROR:
 		snprintf(what, sizeof what, "%s: %s", res->write_err ? "cannot write" : "S3 error",
-			 strerror(-res->err));
+		         strerror(-res->err));
 		break;
 	default:
 		return;
@@ -395,15 +420,15 @@ static void report_problem(const char *cmd, const struct objref *r, const struct
 /* ------------------------------------------------------------ get */
 
 static const char get_usage[] =
-	"usage: lzfsctl get [--version N] [S3 OPTIONS] PATH DEST\n"
-	"  Downloads the current (or Nth) version of PATH from S3 into DEST (a file,\n"
-	"  a directory to put it in, or - for stdout), reading ranges in parallel, and\n"
-	"  checks its SHA-256 and size against the catalog while writing. On a\n"
-	"  mismatch the exit status is 4 and DEST is not left behind (a DEST that\n"
-	"  existed is only replaced by a verified download). Exit status: 0 ok,\n"
-	"  1 no such object, 2 usage, 3 catalog error, 4 the object in S3 differs\n"
-	"  from the catalog or is missing, 5 S3 or DEST could not be read or written.\n"
-	"\n" S3_USAGE;
+    "usage: lzfsctl get [--version N] [S3 OPTIONS] PATH DEST\n"
+    "  Downloads the current (or Nth) version of PATH from S3 into DEST (a file,\n"
+    "  a directory to put it in, or - for stdout), reading ranges in parallel, and\n"
+    "  checks its SHA-256 and size against the catalog while writing. On a\n"
+    "  mismatch the exit status is 4 and DEST is not left behind (a DEST that\n"
+    "  existed is only replaced by a verified download). Exit status: 0 ok,\n"
+    "  1 no such object, 2 usage, 3 catalog error, 4 the object in S3 differs\n"
+    "  from the catalog or is missing, 5 S3 or DEST could not be read or written.\n"
+    "\n" S3_USAGE;
 
 struct pick {
 	int version;
@@ -447,10 +472,10 @@ static char *dest_file(const char *dest, const char *path)
 int ctl_get(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"version", required_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'H'},
-		S3_LONGOPTS,
-		{0},
+	    {"version", required_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'H'},
+	    S3_LONGOPTS,
+	    {0},
 	};
 	struct s3ctx x = {.set.path_style = -1};
 	struct pick p = {0};
@@ -497,13 +522,14 @@ int ctl_get(int argc, char **argv, const struct ctl_opts *o)
 		if (p.version && rc == -ENOENT)
 			ctl_err("get", "%s: no version %d", path, p.version);
 		else
-			ctl_err("get", "%s: %s", path, rc == -ENOENT ? "no such object" : strerror(-rc));
+			ctl_err("get", "%s: %s", path,
+			        rc == -ENOENT ? "no such object" : strerror(-rc));
 		ex = ctl_exit_of(rc);
 		goto out;
 	}
 	if (p.state != CAT_INGESTED) {
 		ctl_err("get", "%s: version %d is %s, not in S3 yet (it is in the landing zone)",
-			path, p.found_version, cat_state_name(p.state));
+		        path, p.found_version, cat_state_name(p.state));
 		ex = CTL_NOTFOUND;
 		goto out;
 	}
@@ -550,8 +576,8 @@ int ctl_get(int argc, char **argv, const struct ctl_opts *o)
 		mode_t um = umask(0);
 		umask(um);
 		struct timespec ts[2] = {
-			{.tv_nsec = UTIME_OMIT},
-			{.tv_sec = p.ref.mtime_ns / 1000000000, .tv_nsec = p.ref.mtime_ns % 1000000000},
+		    {.tv_nsec = UTIME_OMIT},
+		    {.tv_sec = p.ref.mtime_ns / 1000000000, .tv_nsec = p.ref.mtime_ns % 1000000000},
 		};
 		if (ex == CTL_OK && (fchmod(fd, 0666 & ~um) || futimens(fd, ts))) {
 			ctl_err("get", "%s: %s", tmp, strerror(errno));
@@ -585,17 +611,17 @@ out:
 /* ------------------------------------------------------------ verify */
 
 static const char verify_usage[] =
-	"usage: lzfsctl verify [--jobs N] [S3 OPTIONS] PATH...|--all\n"
-	"  Reads ingested objects back from S3 (ranges in parallel) and compares\n"
-	"  their size and SHA-256 with the catalog: PATH is an object or a\n"
-	"  collection (everything below it), --all the whole catalog (current\n"
-	"  versions in state ingested). Reports each object that differs, is\n"
-	"  missing or could not be read (path, key, expected, actual), then a\n"
-	"  summary. --jobs: objects checked at once (default 4).\n"
-	"  Exit status: 0 every object matches, 1 no such PATH, 2 usage, 3 catalog\n"
-	"  error, 4 some object differs or is missing, 5 some object could not be\n"
-	"  read (and none differs).\n"
-	"\n" S3_USAGE;
+    "usage: lzfsctl verify [--jobs N] [S3 OPTIONS] PATH...|--all\n"
+    "  Reads ingested objects back from S3 (ranges in parallel) and compares\n"
+    "  their size and SHA-256 with the catalog: PATH is an object or a\n"
+    "  collection (everything below it), --all the whole catalog (current\n"
+    "  versions in state ingested). Reports each object that differs, is\n"
+    "  missing or could not be read (path, key, expected, actual), then a\n"
+    "  summary. --jobs: objects checked at once (default 4).\n"
+    "  Exit status: 0 every object matches, 1 no such PATH, 2 usage, 3 catalog\n"
+    "  error, 4 some object differs or is missing, 5 some object could not be\n"
+    "  read (and none differs).\n"
+    "\n" S3_USAGE;
 
 struct vlist {
 	struct objref *v;
@@ -672,7 +698,7 @@ static int collect(struct cat *cat, const char *path, struct vlist *l)
 				vlist_add(&obj, l);
 			else
 				ctl_err("verify", "%s is %s, not in S3 yet: skipped", path,
-					cat_state_name(obj.state));
+				        cat_state_name(obj.state));
 			cat_obj_clear(&obj);
 			return l->rc;
 		}
@@ -700,11 +726,11 @@ static double now_s(void)
 int ctl_verify(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"all", no_argument, NULL, 'a'},
-		{"jobs", required_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'H'},
-		S3_LONGOPTS,
-		{0},
+	    {"all", no_argument, NULL, 'a'},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'H'},
+	    S3_LONGOPTS,
+	    {0},
 	};
 	struct s3ctx x = {.set.path_style = -1};
 	struct vlist list = {0};

@@ -32,11 +32,11 @@ struct rd_chunk {
 	enum ck_state state;
 	uint64_t index;
 	char *buf;
-	size_t len;               /* bytes of this chunk; reserved from the budget while buf is set */
-	int err;                  /* CK_FAILED */
-	int pins;                 /* threads copying out of buf */
-	int used;                 /* copied from at least once */
-	uint64_t stamp;           /* pool clock at last use, for stealing the least recent */
+	size_t len;     /* bytes of this chunk; reserved from the budget while buf is set */
+	int err;        /* CK_FAILED */
+	int pins;       /* threads copying out of buf */
+	int used;       /* copied from at least once */
+	uint64_t stamp; /* pool clock at last use, for stealing the least recent */
 	struct rd_chunk *qnext;
 };
 
@@ -45,16 +45,16 @@ struct rd_reader {
 	char *key;
 	uint64_t size;
 	uint64_t nchunks;
-	char etag[S3_ETAG_MAX];   /* expected; "" until known */
+	char etag[S3_ETAG_MAX]; /* expected; "" until known */
 	int flags;
 	struct rd_chunk *slots;
 	int nslots;
-	uint64_t next;            /* where the last read ended */
-	int seq;                  /* in a sequential run */
-	uint64_t cur;             /* chunk of the last sequential read */
-	int window;               /* read-ahead chunks */
+	uint64_t next; /* where the last read ended */
+	int seq;       /* in a sequential run */
+	uint64_t cur;  /* chunk of the last sequential read */
+	int window;    /* read-ahead chunks */
 	int stale;
-	int fetching;             /* slots in CK_FETCHING */
+	int fetching; /* slots in CK_FETCHING */
 	struct rd_reader *prev, *nextr;
 };
 
@@ -67,13 +67,13 @@ struct rd_pool {
 	pthread_t *threads;
 
 	pthread_mutex_t lock;
-	pthread_cond_t work;      /* workers: a job was queued, or stop */
-	pthread_cond_t changed;   /* readers: a fetch ended, memory or a slot came free */
+	pthread_cond_t work;    /* workers: a job was queued, or stop */
+	pthread_cond_t changed; /* readers: a fetch ended, memory or a slot came free */
 	struct rd_chunk *qhead, *qtail;
 	int stop;
 	struct rd_reader *readers;
-	int mem_waiters;          /* readers waiting for memory: read-ahead holds back */
-	int waiters;              /* readers waiting on `changed` for memory or a slot */
+	int mem_waiters; /* readers waiting for memory: read-ahead holds back */
+	int waiters;     /* readers waiting on `changed` for memory or a slot */
 	uint64_t mem_used;
 	uint64_t clock;
 	struct rd_pool_stats st;
@@ -214,7 +214,7 @@ static void stale(struct rd_reader *r, const char *why)
 		return;
 	r->stale = 1;
 	log_err("reader: s3 object %s changed behind lzfs (%s): reads fail with ESTALE", r->key,
-		why);
+	        why);
 	for (int i = 0; i < r->nslots; i++)
 		if (r->slots[i].state == CK_QUEUED)
 			chunk_release(r->p, &r->slots[i]);
@@ -222,7 +222,7 @@ static void stale(struct rd_reader *r, const char *why)
 
 /* The outcome of one ranged GET of [off, off+len), judged under the lock. */
 static int verdict(struct rd_reader *r, int rc, uint64_t off, size_t len, size_t got,
-		   const char *want, const char *seen)
+                   const char *want, const char *seen)
 {
 	char why[2 * S3_ETAG_MAX + 64];
 
@@ -237,7 +237,8 @@ static int verdict(struct rd_reader *r, int rc, uint64_t off, size_t len, size_t
 	}
 	if (rc < 0) {
 		log_err("reader: s3 object %s: bytes %llu-%llu: %s", r->key,
-			(unsigned long long)off, (unsigned long long)(off + len - 1), strerror(-rc));
+		        (unsigned long long)off, (unsigned long long)(off + len - 1),
+		        strerror(-rc));
 		return rc == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	if (r->stale)
@@ -253,7 +254,7 @@ static int verdict(struct rd_reader *r, int rc, uint64_t off, size_t len, size_t
 	}
 	if (got != len) {
 		snprintf(why, sizeof(why), "shorter than the expected %llu bytes",
-			 (unsigned long long)r->size);
+		         (unsigned long long)r->size);
 		stale(r, why);
 		return -ESTALE;
 	}
@@ -271,8 +272,7 @@ static int fetch_unlocked(struct rd_reader *r, uint64_t off, size_t len, void *b
 	memcpy(want, r->etag, sizeof(want));
 	inflight_inc(p);
 	pthread_mutex_unlock(&p->lock);
-	rc = s3_get_range_ex(p->s3, r->key, off, len, buf, &got, want[0] ? want : NULL, seen,
-			     NULL);
+	rc = s3_get_range_ex(p->s3, r->key, off, len, buf, &got, want[0] ? want : NULL, seen, NULL);
 	pthread_mutex_lock(&p->lock);
 	p->st.fetches_in_flight--;
 	if (rc == 0)
@@ -411,7 +411,7 @@ void rd_pool_reset_peaks(struct rd_pool *p)
 /* ------------------------------------------------------------ readers */
 
 int rd_open(struct rd_pool *p, const char *key, uint64_t size, const char *etag, int flags,
-	    struct rd_reader **out)
+            struct rd_reader **out)
 {
 	struct rd_reader *r;
 

@@ -40,10 +40,10 @@
 #include "s3.h"
 
 struct rd_config {
-	uint64_t chunk_size;  /* bytes per ranged GET; 0 = 8 MiB */
-	int workers;          /* read-ahead threads for all readers; 0 = 8 */
-	uint64_t mem_limit;   /* chunk buffers of all readers; 0 = 256 MiB; at least one chunk */
-	int max_ahead;        /* read-ahead window per reader, chunks; 0 = 8, -1 = none */
+	uint64_t chunk_size; /* bytes per ranged GET; 0 = 8 MiB */
+	int workers;         /* read-ahead threads for all readers; 0 = 8 */
+	uint64_t mem_limit;  /* chunk buffers of all readers; 0 = 256 MiB; at least one chunk */
+	int max_ahead;       /* read-ahead window per reader, chunks; 0 = 8, -1 = none */
 };
 
 struct rd_pool;
@@ -53,15 +53,15 @@ int rd_pool_new(const struct rd_config *cfg, struct s3_client *s3, struct rd_poo
 void rd_pool_free(struct rd_pool *p);
 
 struct rd_pool_stats {
-	uint64_t mem_used;          /* chunk buffers now */
+	uint64_t mem_used; /* chunk buffers now */
 	uint64_t mem_peak;
-	int fetches_in_flight;      /* ranged GETs now (chunks and direct reads) */
+	int fetches_in_flight; /* ranged GETs now (chunks and direct reads) */
 	int fetches_peak;
-	uint64_t chunks_fetched;    /* chunk GETs that completed */
-	uint64_t readahead_hits;    /* chunks a reader found fetched or in flight */
-	uint64_t direct_reads;      /* random reads into the caller's buffer */
-	uint64_t chunks_dropped;    /* fetched but released before being read */
-	uint64_t mem_waits;         /* times a reader waited for memory */
+	uint64_t chunks_fetched; /* chunk GETs that completed */
+	uint64_t readahead_hits; /* chunks a reader found fetched or in flight */
+	uint64_t direct_reads;   /* random reads into the caller's buffer */
+	uint64_t chunks_dropped; /* fetched but released before being read */
+	uint64_t mem_waits;      /* times a reader waited for memory */
 	uint64_t bytes_fetched;
 };
 void rd_pool_stats(struct rd_pool *p, struct rd_pool_stats *out);
@@ -79,7 +79,7 @@ struct rd_reader;
 /* key and etag are copied; etag (no quotes) may be NULL or "" if unknown.
  * Sends nothing: a missing object shows at the first read. */
 int rd_open(struct rd_pool *p, const char *key, uint64_t size, const char *etag, int flags,
-	    struct rd_reader **out);
+            struct rd_reader **out);
 /* Reads up to len bytes at off: the byte count (short only at the end of the
  * object, 0 at or past it), -ESTALE, -EIO or -ENOMEM. */
 ssize_t rd_read(struct rd_reader *r, void *buf, size_t len, uint64_t off);

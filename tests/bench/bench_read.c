@@ -38,8 +38,8 @@ static double now(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-read --endpoint URL --key K [--bucket B] [--out FILE] "
-			"[--read-kib N] [--chunk-mib N] [--workers N] [--ahead N] [--mem-mib N] "
-			"[--single] [--sha256]\n");
+	                "[--read-kib N] [--chunk-mib N] [--workers N] [--ahead N] [--mem-mib N] "
+	                "[--single] [--sha256]\n");
 	exit(2);
 }
 
@@ -65,29 +65,52 @@ int main(int argc, char **argv)
 	int read_kib = 1024, single = 0, sha = 0;
 	struct rd_config rc = {0};
 	static const struct option longopts[] = {
-		{"endpoint", required_argument, NULL, 'e'}, {"key", required_argument, NULL, 'k'},
-		{"bucket", required_argument, NULL, 'b'},   {"out", required_argument, NULL, 'o'},
-		{"read-kib", required_argument, NULL, 'r'}, {"chunk-mib", required_argument, NULL, 'c'},
-		{"workers", required_argument, NULL, 'w'},  {"ahead", required_argument, NULL, 'a'},
-		{"mem-mib", required_argument, NULL, 'm'},  {"single", no_argument, NULL, 's'},
-		{"sha256", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'}, {"key", required_argument, NULL, 'k'},
+	    {"bucket", required_argument, NULL, 'b'},   {"out", required_argument, NULL, 'o'},
+	    {"read-kib", required_argument, NULL, 'r'}, {"chunk-mib", required_argument, NULL, 'c'},
+	    {"workers", required_argument, NULL, 'w'},  {"ahead", required_argument, NULL, 'a'},
+	    {"mem-mib", required_argument, NULL, 'm'},  {"single", no_argument, NULL, 's'},
+	    {"sha256", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'e': endpoint = optarg; break;
-		case 'k': key = optarg; break;
-		case 'b': bucket = optarg; break;
-		case 'o': out = optarg; break;
-		case 'r': read_kib = atoi(optarg); break;
-		case 'c': rc.chunk_size = strtoull(optarg, NULL, 10) * MiB; break;
-		case 'w': rc.workers = atoi(optarg); break;
-		case 'a': rc.max_ahead = atoi(optarg); break;
-		case 'm': rc.mem_limit = strtoull(optarg, NULL, 10) * MiB; break;
-		case 's': single = 1; break;
-		case 'h': sha = 1; break;
-		default: usage();
+		case 'e':
+			endpoint = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'b':
+			bucket = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'r':
+			read_kib = atoi(optarg);
+			break;
+		case 'c':
+			rc.chunk_size = strtoull(optarg, NULL, 10) * MiB;
+			break;
+		case 'w':
+			rc.workers = atoi(optarg);
+			break;
+		case 'a':
+			rc.max_ahead = atoi(optarg);
+			break;
+		case 'm':
+			rc.mem_limit = strtoull(optarg, NULL, 10) * MiB;
+			break;
+		case 's':
+			single = 1;
+			break;
+		case 'h':
+			sha = 1;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!endpoint || !key || read_kib <= 0 || (single && sha))
@@ -98,8 +121,11 @@ int main(int argc, char **argv)
 	if (s3_creds_load(NULL, NULL, &creds))
 		return 1;
 	struct s3_config cfg = {
-		.endpoint = endpoint, .bucket = bucket, .path_style = 1, .creds = &creds,
-		.max_connections = 32,
+	    .endpoint = endpoint,
+	    .bucket = bucket,
+	    .path_style = 1,
+	    .creds = &creds,
+	    .max_connections = 32,
 	};
 	struct s3_client *s3;
 	if (s3_client_new(&cfg, &s3))

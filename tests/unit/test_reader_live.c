@@ -121,17 +121,17 @@ static int matches(uint64_t seed, uint64_t off, const unsigned char *buf, size_t
 static struct s3_client *client_new(int budget_ms, int retries)
 {
 	struct s3_config cfg = {
-		.endpoint = endpoint,
-		.region = "us-east-1",
-		.bucket = "lzfs-test",
-		.path_style = 1,
-		.creds = &creds,
-		.max_connections = 32,
-		.max_retries = retries,
-		.retry_base_ms = 20,
-		.retry_max_ms = 200,
-		.retry_budget_ms = budget_ms,
-		.connect_timeout_ms = 1000,
+	    .endpoint = endpoint,
+	    .region = "us-east-1",
+	    .bucket = "lzfs-test",
+	    .path_style = 1,
+	    .creds = &creds,
+	    .max_connections = 32,
+	    .max_retries = retries,
+	    .retry_base_ms = 20,
+	    .retry_max_ms = 200,
+	    .retry_budget_ms = budget_ms,
+	    .connect_timeout_ms = 1000,
 	};
 	struct s3_client *c;
 	assert_int_equal(s3_client_new(&cfg, &c), 0);
@@ -165,8 +165,8 @@ static void put(const char *key, uint64_t seed, uint64_t size, char etag[S3_ETAG
 		struct s3_body b = {.buf = buf, .len = len};
 		parts[i].number = i + 1;
 		parts[i].size = len;
-		assert_int_equal(s3_mpu_upload_part(s3, key, upload_id, i + 1, &b, parts[i].etag, NULL),
-				 0);
+		assert_int_equal(
+		    s3_mpu_upload_part(s3, key, upload_id, i + 1, &b, parts[i].etag, NULL), 0);
 	}
 	assert_int_equal(s3_mpu_complete(s3, key, upload_id, parts, n, etag, NULL), 0);
 	free(upload_id);
@@ -175,10 +175,10 @@ static void put(const char *key, uint64_t seed, uint64_t size, char etag[S3_ETAG
 }
 
 static struct rd_pool *pool_new(uint64_t chunk, int workers, uint64_t mem, int ahead,
-				struct s3_client *c)
+                                struct s3_client *c)
 {
 	struct rd_config cfg = {
-		.chunk_size = chunk, .workers = workers, .mem_limit = mem, .max_ahead = ahead};
+	    .chunk_size = chunk, .workers = workers, .mem_limit = mem, .max_ahead = ahead};
 	struct rd_pool *p;
 	assert_int_equal(rd_pool_new(&cfg, c ? c : s3, &p), 0);
 	return p;
@@ -201,7 +201,7 @@ static int read_prefix(struct rd_reader *r, const struct obj *o, uint64_t end, s
 		size_t want = o->size - off < step ? o->size - off : step;
 		if ((size_t)n != want || !matches(o->seed, off, buf, n)) {
 			fprintf(stderr, "# %s: wrong bytes at %llu (%zd of %zu)\n", o->key,
-				(unsigned long long)off, n, want);
+			        (unsigned long long)off, n, want);
 			rc = -EILSEQ;
 			break;
 		}
@@ -274,7 +274,7 @@ static void test_sequential_100mib(void **state)
 	double dt = now() - t0;
 	rd_pool_stats(p, &st);
 	fprintf(stderr, "# 100 MiB in 128 KiB reads: %.0f MiB/s, %d GETs in flight at most\n",
-		100 / dt, st.fetches_peak);
+	        100 / dt, st.fetches_peak);
 	assert_int_equal(st.chunks_fetched, 13); /* 100 MiB / 8 MiB, each once */
 	assert_int_equal(st.direct_reads, 0);
 	assert_true(st.readahead_hits >= 10);
@@ -396,8 +396,9 @@ static void test_readahead_overlaps(void **state)
 	assert_int_equal(fault("off"), 0);
 	assert_int_equal(rc, 0);
 	rd_pool_stats(p, &st);
-	fprintf(stderr, "# 16 chunks with 250 ms latency each: %.2f s, %d GETs in flight (s3: %d)\n",
-		dt, st.fetches_peak, smp.peak);
+	fprintf(stderr,
+	        "# 16 chunks with 250 ms latency each: %.2f s, %d GETs in flight (s3: %d)\n", dt,
+	        st.fetches_peak, smp.peak);
 	assert_true(st.fetches_peak >= 6);
 	assert_true(smp.peak >= 6);
 	assert_true(dt < 4.0 * 0.6);
@@ -461,7 +462,7 @@ static void test_concurrent_one_reader(void **state)
 	}
 	rd_pool_stats(p, &st);
 	fprintf(stderr, "# three threads, one reader: %llu chunk GETs, %llu direct\n",
-		(unsigned long long)st.chunks_fetched, (unsigned long long)st.direct_reads);
+	        (unsigned long long)st.chunks_fetched, (unsigned long long)st.direct_reads);
 	/* A thread preempted between taking a block and reading it can come
 	 * late (a random read, or a chunk fetched again); a few at most. */
 	assert_true(st.chunks_fetched >= 11 && st.chunks_fetched <= 13);
@@ -515,11 +516,12 @@ static void test_memory_budget(void **state)
 		assert_int_equal(j[i].rc, 0);
 	}
 	rd_pool_stats(p, &st);
-	fprintf(stderr, "# 4 readers + 1 idle, budget %llu MiB: peak %llu MiB, %llu waits, "
-		"%llu chunks dropped, %d GETs in flight at most\n",
-		(unsigned long long)(limit / MiB), (unsigned long long)(st.mem_peak / MiB),
-		(unsigned long long)st.mem_waits, (unsigned long long)st.chunks_dropped,
-		st.fetches_peak);
+	fprintf(stderr,
+	        "# 4 readers + 1 idle, budget %llu MiB: peak %llu MiB, %llu waits, "
+	        "%llu chunks dropped, %d GETs in flight at most\n",
+	        (unsigned long long)(limit / MiB), (unsigned long long)(st.mem_peak / MiB),
+	        (unsigned long long)st.mem_waits, (unsigned long long)st.chunks_dropped,
+	        st.fetches_peak);
 	assert_true(st.mem_peak <= limit);
 	assert_true(st.mem_peak >= limit / 2); /* the budget was actually used */
 	/* the idle reader still reads right (what it lost is fetched again) */
@@ -537,7 +539,7 @@ static void test_stale(void **state)
 {
 	const uint64_t size = 24 * MiB;
 	struct obj v1 = {"rd/stale", 11, size, ""}, v2 = {"rd/stale", 12, size, ""},
-		   v3 = {"rd/stale", 13, size, ""};
+	           v3 = {"rd/stale", 13, size, ""};
 	struct rd_pool *p = pool_new(4 * MiB, 4, 0, 2, NULL);
 	struct rd_reader *r;
 	unsigned char *buf = malloc(128 * KiB);
@@ -613,7 +615,7 @@ static void test_errors(void **state)
 
 	assert_int_equal(rd_open(p, mid.key, mid.size, mid.etag, 0, &r), 0);
 	assert_int_equal(fault("{\"error_rate\":1,\"error_status\":500,\"ops\":[\"GetObject\"]}"),
-			 0);
+	                 0);
 	t0 = now();
 	assert_int_equal(rd_read(r, buf, 128 * KiB, 0), -EIO);
 	assert_int_equal(rd_read(r, buf, 4096, 7 * MiB + 3), -EIO); /* random */
@@ -661,14 +663,14 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sequential_100mib),
-		cmocka_unit_test(test_random),
-		cmocka_unit_test(test_eof_and_empty),
-		cmocka_unit_test(test_readahead_overlaps),
-		cmocka_unit_test(test_concurrent_one_reader),
-		cmocka_unit_test(test_memory_budget),
-		cmocka_unit_test(test_stale),
-		cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_sequential_100mib),
+	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_eof_and_empty),
+	    cmocka_unit_test(test_readahead_overlaps),
+	    cmocka_unit_test(test_concurrent_one_reader),
+	    cmocka_unit_test(test_memory_budget),
+	    cmocka_unit_test(test_stale),
+	    cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
