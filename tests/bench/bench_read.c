@@ -4,11 +4,13 @@
  *
  *   bench-read --endpoint URL --key K [--bucket lzfs-test] [--out FILE]
  *              [--read-kib 1024] [--chunk-mib 8] [--workers 8] [--ahead 8]
- *              [--mem-mib 256] [--single] [--sha256]
+ *              [--mem-mib 256] [--sequential] [--single] [--sha256]
  *
  * Size and ETag come from a HEAD (outside the timing). --out writes the bytes
  * to FILE (else they are dropped); --sha256 hashes them as they come (inside
- * the timing) and prints the digest. --single: one GET of the whole object
+ * the timing) and prints the digest. --sequential opens the reader with
+ * RD_SEQUENTIAL (full read-ahead from the start, as lzfsctl get and verify
+ * do); without it the window grows as it does for the mount. --single: one GET of the whole object
  * streamed into FILE (or /dev/null); not with --sha256. Credentials from AWS_ACCESS_KEY_ID /
  * AWS_SECRET_ACCESS_KEY. Prints one line: "bench-read ... MiB/s=N ...".
  */
@@ -39,7 +41,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bench-read --endpoint URL --key K [--bucket B] [--out FILE] "
 	                "[--read-kib N] [--chunk-mib N] [--workers N] [--ahead N] [--mem-mib N] "
-	                "[--single] [--sha256]\n");
+	                "[--sequential] [--single] [--sha256]\n");
 	exit(2);
 }
 
@@ -62,15 +64,22 @@ static int write_all(int fd, const char *buf, size_t len, off_t off)
 int main(int argc, char **argv)
 {
 	const char *endpoint = NULL, *key = NULL, *bucket = "lzfs-test", *out = NULL;
-	int read_kib = 1024, single = 0, sha = 0;
+	int read_kib = 1024, single = 0, sha = 0, flags = 0;
 	struct rd_config rc = {0};
 	static const struct option longopts[] = {
-	    {"endpoint", required_argument, NULL, 'e'}, {"key", required_argument, NULL, 'k'},
-	    {"bucket", required_argument, NULL, 'b'},   {"out", required_argument, NULL, 'o'},
-	    {"read-kib", required_argument, NULL, 'r'}, {"chunk-mib", required_argument, NULL, 'c'},
-	    {"workers", required_argument, NULL, 'w'},  {"ahead", required_argument, NULL, 'a'},
-	    {"mem-mib", required_argument, NULL, 'm'},  {"single", no_argument, NULL, 's'},
-	    {"sha256", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"bucket", required_argument, NULL, 'b'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"read-kib", required_argument, NULL, 'r'},
+	    {"chunk-mib", required_argument, NULL, 'c'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"ahead", required_argument, NULL, 'a'},
+	    {"mem-mib", required_argument, NULL, 'm'},
+	    {"single", no_argument, NULL, 's'},
+	    {"sha256", no_argument, NULL, 'h'},
+	    {"sequential", no_argument, NULL, 'q'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 
@@ -108,6 +117,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			sha = 1;
+			break;
+		case 'q':
+			flags |= RD_SEQUENTIAL;
 			break;
 		default:
 			usage();
@@ -158,7 +170,7 @@ int main(int argc, char **argv)
 		char *buf = malloc(step);
 		if (!buf || rd_pool_new(&rc, s3, &p))
 			return 1;
-		if (rd_open(p, key, info.size, info.etag, 0, &r))
+		if (rd_open(p, key, info.size, info.etag, flags, &r))
 			return 1;
 		t0 = now();
 		while (bytes < info.size) {

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # Read throughput of one object: the parallel reader (bench-read: 1 MiB
-# reads as lzfsctl get does, 128 KiB reads as the kernel reads the mount,
-# and 1 MiB reads with SHA-256 as lzfsctl get/verify do), Debian's awscli
+# reads with full read-ahead from the start as lzfsctl get does, 128 KiB
+# reads with a growing window as the kernel reads the mount, and the first
+# with SHA-256 as lzfsctl get/verify do), Debian's awscli
 # (`aws s3 cp` download, its default 8 MiB parts and 10 threads) and one
 # single-stream GET (bench-read --single), on the same object from the same
 # test S3 in the same run. The modes take turns, RUNS times, and the table
 # shows the median of each. Every download lands in a file on tmpfs (same
-# sink for all). Prints the table and appends it to docs/bench/read.md.
-#   SIZE_MIB=1024  RUNS=3  BUILD=build
+# sink for all) and is compared with the original.
+#
 # The test S3 (node proxy + s3rver) runs on this machine too: the numbers
-# measure client + server together, on a loopback without network latency.
+# measure client + server together, on a loopback where one stream is
+# limited by nothing but the server's CPU. A second table (a WAN_MIB object;
+# WAN_MIB=0 skips it) is taken with the test S3's fault injection holding
+# each GET for WAN_LATENCY_MS and capping its answer at WAN_BPS bytes/s, as
+# one TCP stream to S3 over a long path is capped: what parallel ranged GETs
+# are for. Prints the tables and appends them to docs/bench/read.md.
+#   SIZE_MIB=1024 RUNS=3 WAN_MIB=256 WAN_BPS=26214400 WAN_LATENCY_MS=20 BUILD=build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
+WAN_MIB=${WAN_MIB:-256}
+WAN_BPS=${WAN_BPS:-26214400}
+WAN_LATENCY_MS=${WAN_LATENCY_MS:-20}
 AWS=/usr/bin/aws
 OUT=docs/bench/read.md
-KEY=bench/read
 
 dir=$(mktemp -d /tmp/lzfs-bench-read.XXXXXX)
 shm=$(mktemp -d /dev/shm/lzfs-bench-read.XXXXXX 2>/dev/null || mktemp -d /tmp/lzfs-bench-read-out.XXXXXX)
@@ -27,13 +36,16 @@ ep=$(tests/s3/server start "$dir/s3")
 export AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 
-echo "bench-read: writing and uploading a ${SIZE_MIB} MiB object" >&2
-head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$shm/src"
-want=$(sha256sum "$shm/src" | cut -d' ' -f1)
-"$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "$shm/src" "s3://lzfs-test/$KEY"
+# upload NAME MIB: a random object bench/NAME, kept as $shm/NAME
+upload() {
+	echo "bench-read: writing and uploading a $2 MiB object" >&2
+	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$shm/$1"
+	"$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "$shm/$1" "s3://lzfs-test/bench/$1"
+}
+upload read "$SIZE_MIB"
+[ "$WAN_MIB" -gt 0 ] && upload wan "$WAN_MIB"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-modes=(reader reader128 readersha aws single)
 declare -A label=(
 	[reader]="lzfs reader, 1 MiB reads (lzfsctl get)"
 	[reader128]="lzfs reader, 128 KiB reads (the mount)"
@@ -41,52 +53,65 @@ declare -A label=(
 	[aws]="aws s3 cp (10 threads, 8 MiB parts)"
 	[single]="single-stream GET (bench-read --single)"
 )
-declare -A runs
 
-# one MODE: prints MiB/s
+# one MODE NAME MIB: downloads bench/NAME, checks it, prints MiB/s
 one() {
-	local line start end
+	local line start end key=bench/$2 got want
 	rm -f "$shm/out"
 	case "$1" in
-	reader) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$KEY" --out "$shm/out") ;;
-	reader128) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$KEY" --out "$shm/out" --read-kib 128) ;;
+	reader) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$key" --out "$shm/out" --sequential) ;;
+	reader128) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$key" --out "$shm/out" --read-kib 128) ;;
 	readersha)
-		line=$("$BUILD/bench-read" --endpoint "$ep" --key "$KEY" --out "$shm/out" --sha256)
-		local got=${line##*sha256=}
+		line=$("$BUILD/bench-read" --endpoint "$ep" --key "$key" --out "$shm/out" --sequential --sha256)
+		got=${line##*sha256=}
+		want=$(sha256sum "$shm/$2" | cut -d' ' -f1)
 		[ "$got" = "$want" ] || { echo "bench-read: SHA-256 $got, expected $want" >&2; exit 1; }
 		;;
-	single) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$KEY" --out "$shm/out" --single) ;;
+	single) line=$("$BUILD/bench-read" --endpoint "$ep" --key "$key" --out "$shm/out" --single) ;;
 	aws)
 		start=$(date +%s.%N)
-		"$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "s3://lzfs-test/$KEY" "$shm/out"
+		"$AWS" --endpoint-url "$ep" s3 cp --only-show-errors "s3://lzfs-test/$key" "$shm/out"
 		end=$(date +%s.%N)
-		line="MiB/s=$(awk -v s="$SIZE_MIB" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", s / (b - a) }')"
+		line="MiB/s=$(awk -v s="$3" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", s / (b - a) }')"
 		;;
 	esac
-	cmp -s "$shm/out" "$shm/src" || { echo "bench-read: $1 downloaded different bytes" >&2; exit 1; }
+	cmp -s "$shm/out" "$shm/$2" || { echo "bench-read: $1 downloaded different bytes" >&2; exit 1; }
 	sed -n 's/.*MiB\/s=\([0-9.]*\).*/\1/p' <<<"$line"
 }
 
-for ((i = 1; i <= RUNS; i++)); do
-	for m in "${modes[@]}"; do
-		r=$(one "$m")
-		echo "run $i: $m $r MiB/s" >&2
-		runs[$m]="${runs[$m]:-} $r"
-	done
-done
-
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0 ? x / y : 0) }'; }
-declare -A med
-for m in "${modes[@]}"; do med[$m]=$(median "${runs[$m]}"); done
-table=$(
+
+# phase NAME MIB MODE...: the modes take turns RUNS times; prints the table
+phase() {
+	local name=$1 mib=$2 m i r
+	shift 2
+	local -A runs med
+	for ((i = 1; i <= RUNS; i++)); do
+		for m in "$@"; do
+			r=$(one "$m" "$name" "$mib")
+			echo "$name run $i: $m $r MiB/s" >&2
+			runs[$m]="${runs[$m]:-} $r"
+		done
+	done
+	for m in "$@"; do med[$m]=$(median "${runs[$m]}"); done
 	echo "| client | MiB/s (median) | runs | vs aws s3 cp | vs single GET |"
 	echo "|---|---|---|---|---|"
-	for m in "${modes[@]}"; do
+	for m in "$@"; do
 		echo "| ${label[$m]} | ${med[$m]} |${runs[$m]} | $(ratio "${med[$m]}" "${med[aws]}") | $(ratio "${med[$m]}" "${med[single]}") |"
 	done
-)
+}
+
+table=$(phase read "$SIZE_MIB" reader reader128 readersha aws single)
 echo "$table"
+wan=""
+if [ "$WAN_MIB" -gt 0 ]; then
+	tests/s3/server fault "$dir/s3" \
+		"{\"slow_bps\":$WAN_BPS,\"latency_ms\":$WAN_LATENCY_MS,\"ops\":[\"GetObject\"]}" >/dev/null
+	wan=$(phase wan "$WAN_MIB" reader reader128 aws single)
+	tests/s3/server fault "$dir/s3" off >/dev/null
+	echo "$wan"
+fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 mkdir -p "$(dirname "$OUT")"
@@ -103,5 +128,13 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Reader defaults: 8 MiB chunks, 8 workers, read-ahead up to 8 chunks, 256 MiB budget."
 	echo
 	echo "$table"
+	if [ -n "$wan" ]; then
+		echo
+		echo "The same with every GET held ${WAN_LATENCY_MS} ms and its answer capped at" \
+			"$(awk -v b="$WAN_BPS" 'BEGIN { printf "%.0f", b / 1048576 }') MiB/s (test S3 fault injection:" \
+			"one stream to S3 over a long path), a ${WAN_MIB} MiB object:"
+		echo
+		echo "$wan"
+	fi
 } >>"$OUT"
 echo "bench-read: appended to $OUT" >&2
