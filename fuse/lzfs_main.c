@@ -54,6 +54,8 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("max_connections=%d", max_connections, 0),
 	OPT("durability=%s", durability_s, 0),
 	OPT("unlink=%s", unlink_s, 0),
+	OPT("overwrite=%s", overwrite_s, 0),
+	OPT("retention=%s", retention_s, 0),
 	OPT("log_level=%s", log_level_s, 0),
 	OPT("log_file=%s", log_file, 0),
 	OPT("insecure", insecure_tls, 1),
@@ -99,6 +101,9 @@ static void usage(FILE *f)
 		"  mem_limit=SIZE         bytes written but not yet uploaded, all files (256M)\n"
 		"  durability=close|async close() returns when in S3+catalog, or once on local disk\n"
 		"  unlink=delete|keep     whether rm also deletes the S3 object (delete)\n"
+		"  overwrite=version|replace|deny  what rewriting an ingested file does (version)\n"
+		"  retention=keep|evict-after=DURATION|high-watermark=PERCENT\n"
+		"                         when ingested files leave the spool (keep)\n"
 		"  log_level=LEVEL        error, warn, notice, info, debug (info)\n"
 		"  log_file=FILE          append log lines to FILE (else stderr / journal)\n"
 		"  insecure               do not verify TLS certificates\n"
@@ -346,6 +351,9 @@ int main(int argc, char **argv)
 		.mountpoint = cmd.mountpoint,
 		.durability = o.durability,
 		.unlink_mode = o.unlink_mode,
+		.overwrite = o.overwrite,
+		.evict_after_secs = o.evict_after,
+		.high_watermark = o.high_watermark,
 		.drain_secs = o.drain_timeout,
 		.retry_secs = o.retry_interval,
 	};

@@ -30,6 +30,9 @@
 #include "upload.h"
 
 #define LAND_RESERVED ".lzfs"
+/* Old versions live under PREFIX/.lzfs/versions/ (".lzfs" is reserved in
+ * the mount, so no user path maps there). */
+#define LAND_VERSIONS ".lzfs/versions"
 
 enum land_durability {
 	LAND_DUR_CLOSE = 0, /* close() returns when the file is in S3 and the catalog */
@@ -41,6 +44,12 @@ enum land_unlink {
 	LAND_UNLINK_KEEP = 1,   /* unlink removes only the spool file; S3 and row stay */
 };
 
+enum land_overwrite {
+	LAND_OVERWRITE_VERSION = 0, /* the previous content is kept under a versions key */
+	LAND_OVERWRITE_REPLACE = 1, /* the previous content is replaced */
+	LAND_OVERWRITE_DENY = 2,    /* ingested files are read-only (EACCES) */
+};
+
 struct land_config {
 	const char *bucket;
 	const char *prefix;       /* key prefix without leading/trailing '/', may be "" */
@@ -48,6 +57,9 @@ struct land_config {
 	const char *mountpoint;   /* absolute; to recognise other fds on a file */
 	int durability;
 	int unlink_mode;
+	int overwrite;            /* enum land_overwrite */
+	int64_t evict_after_secs; /* retention: drop ingested spool copies this old; 0 = keep */
+	int high_watermark;       /* retention: evict oldest while the spool fs is fuller (%); 0 = off */
 	int drain_secs;           /* bounded wait for queued work at shutdown; default 60 */
 	int retry_secs;           /* first retry delay for pending files; default 5 */
 };
@@ -114,6 +126,8 @@ struct land_stats {
 	uint64_t files_streamed;     /* ingested by the stream, without a spool re-read */
 	uint64_t files_from_spool;   /* ingested by uploading the spool file */
 	uint64_t files_parked;       /* left pending after an S3 failure */
+	uint64_t files_evicted;      /* spool copies removed by retention */
+	uint64_t versions_kept;      /* previous contents preserved on overwrite */
 	int queue_depth;             /* background work waiting */
 	int open_files;
 };
