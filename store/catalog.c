@@ -144,7 +144,7 @@ enum wstmt {
 	W_META_DELETE_COLL, W_OBJ_CURRENT_ID, W_MAX_VERSION, W_DEMOTE, W_OBJ_INSERT,
 	W_META_COPY, W_EVENT, W_OBJ_ROW, W_SET_UPLOADING, W_SET_INGESTED, W_SET_FAILED,
 	W_SET_PENDING, W_SET_DELETED, W_PROMOTE, W_PARTS_CLEAR, W_PART_PUT, W_PARTS_COUNT,
-	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS,
+	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS, W_ADD_PROBE,
 	W_COUNT
 };
 
@@ -198,6 +198,12 @@ static const char *const wsql[W_COUNT] = {
 		       " unit = excluded.unit",
 	[W_META_DEL] = "DELETE FROM meta WHERE kind = ?1 AND target = ?2 AND name = ?3",
 	[W_TOTALS] = "UPDATE totals SET n = n + ?2, bytes = bytes + ?3 WHERE k = ?1",
+	/* All an add needs to know, in one statement: is the path a
+	 * collection, the parent's id, the highest version, the current row. */
+	[W_ADD_PROBE] = "SELECT (SELECT id FROM collections WHERE path = ?1),"
+			" (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
+			" (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
+			" FROM objects WHERE path = ?1) AS v",
 };
 
 enum rstmt {
@@ -1075,6 +1081,23 @@ static int w_promote(struct cat *c, const char *path, int64_t gone_id)
 	return w_event(c, id, path, "current", detail);
 }
 
+/* Demotes current row cur. */
+static int w_demote(struct cat *c, int64_t cur)
+{
+	WST(dm, W_DEMOTE);
+	sqlite3_bind_int64(dm, 1, cur);
+	int rc = sqlite3_step(dm);
+	if (rc == SQLITE_ROW) {
+		int state = sqlite3_column_int(dm, 0);
+		int64_t size = sqlite3_column_int64(dm, 1);
+		tally(c, state, 1, size, -1);
+		tally(c, state, 0, size, +1);
+		rc = sqlite3_step(dm);
+	}
+	st_done(dm);
+	return rc == SQLITE_DONE ? 0 : db_fail(c, c->db, rc, "demoting the current version");
+}
+
 /* Demotes the current version at path, if any (its id in *prev, else 0),
  * and returns in *version the version number a new row there gets. */
 static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *version)
@@ -1093,20 +1116,7 @@ static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *vers
 		return db_fail(c, c->db, rc, "reading versions");
 	*version = (int)maxv + 1;
 	*prev = cur;
-	if (!cur)
-		return 0;
-	WST(dm, W_DEMOTE);
-	sqlite3_bind_int64(dm, 1, cur);
-	rc = sqlite3_step(dm);
-	if (rc == SQLITE_ROW) {
-		int state = sqlite3_column_int(dm, 0);
-		int64_t size = sqlite3_column_int64(dm, 1);
-		tally(c, state, 1, size, -1);
-		tally(c, state, 0, size, +1);
-		rc = sqlite3_step(dm);
-	}
-	st_done(dm);
-	return rc == SQLITE_DONE ? 0 : db_fail(c, c->db, rc, "demoting the current version");
+	return cur ? w_demote(c, cur) : 0;
 }
 
 static int w_op_obj_add(struct cat *c, struct req *r)
@@ -1117,20 +1127,36 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			 c->file);
 		return -EINVAL;
 	}
-	int64_t coll, x;
-	int rc = w_coll_id(c, o->path, &x);
-	if (rc)
-		return rc < 0 ? rc : -EISDIR;
-	char *parent = parent_of(o->path);
-	if (!parent)
-		return -ENOMEM;
-	rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
-	free(parent);
-	if (rc)
-		return rc;
-	int64_t prev;
-	int version;
-	if ((rc = w_make_room(c, o->path, &prev, &version)))
+	const char *slash = strrchr(o->path, '/');
+	int parent_len = slash ? (int)(slash - o->path) : 0;
+	WST(pr, W_ADD_PROBE);
+	bind_text(pr, 1, o->path);
+	sqlite3_bind_text(pr, 2, o->path, parent_len, SQLITE_STATIC);
+	int rc = sqlite3_step(pr);
+	int64_t is_coll = 0, coll = 0, prev = 0;
+	int version = 1;
+	if (rc == SQLITE_ROW) {
+		is_coll = sqlite3_column_type(pr, 0) != SQLITE_NULL;
+		coll = sqlite3_column_int64(pr, 1);
+		version = sqlite3_column_int(pr, 2) + 1;
+		prev = sqlite3_column_int64(pr, 3);
+		rc = sqlite3_step(pr);
+	}
+	st_done(pr);
+	if (rc != SQLITE_DONE)
+		return db_fail(c, c->db, rc, "looking up a path");
+	if (is_coll)
+		return -EISDIR;
+	if (!coll) {
+		char *parent = strndup(o->path, parent_len);
+		if (!parent)
+			return -ENOMEM;
+		rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
+		free(parent);
+		if (rc)
+			return rc;
+	}
+	if (prev && (rc = w_demote(c, prev)))
 		return rc;
 	int64_t now = now_ns();
 	WST(st, W_OBJ_INSERT);
@@ -1377,8 +1403,8 @@ static int w_op_rename(struct cat *c, struct req *r)
 			rc = w_event(c, r->id, to, "rename", detail);
 		goto out;
 	}
-	int64_t x, coll, prev;
-	int version;
+	int64_t x, coll, prev = 0;
+	int version = 1;
 	if ((rc = w_coll_id(c, to, &x))) {
 		rc = rc < 0 ? rc : -EISDIR;
 		goto out;
