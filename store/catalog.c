@@ -1188,9 +1188,9 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			return rc;
 	}
 	char *detail = NULL;
-	if (asprintf(&detail, "version %d, %lld bytes, key %s%s%s", version, (long long)o->size,
-		     o->key, o->source && *o->source ? ", source " : "",
-		     o->source ? o->source : "") < 0)
+	/* The row keeps key, bucket and times; the event says what happened. */
+	if (asprintf(&detail, "version %d, %lld bytes%s%s", version, (long long)o->size,
+		     o->source && *o->source ? ", source " : "", o->source ? o->source : "") < 0)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
@@ -1287,8 +1287,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 			bind_text(st, 4, r->s2 ? r->s2 : "");
 			sqlite3_bind_int64(st, 5, now_ns());
 		}
-		if (asprintf(&detail, "%lld bytes, sha256 %s, etag %s", (long long)r->n1,
-			     r->s1 && *r->s1 ? r->s1 : "-", r->s2 && *r->s2 ? r->s2 : "-") < 0)
+		if (asprintf(&detail, "%lld bytes, etag %s", (long long)r->n1,
+			     r->s2 && *r->s2 ? r->s2 : "-") < 0)
 			detail = NULL;
 		break;
 	case CAT_FAILED:
@@ -1329,7 +1329,9 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 		if ((rc = st_exec(c, c->db, pc, "clearing parts")))
 			goto out;
 	}
-	rc = w_event(c, r->id, row.path, kind, detail);
+	/* The path is the object's (events show its current one); only events
+	 * that set a path record it. */
+	rc = w_event(c, r->id, NULL, kind, detail);
 	if (rc == 0 && to == CAT_DELETED && row.current)
 		rc = w_promote(c, row.path, r->id);
 out:
@@ -1523,8 +1525,8 @@ static int w_op_meta(struct cat *c, struct req *r)
 		if (!(detail = strdup(name)))
 			return -ENOMEM;
 	}
-	rc = w_event(c, kind == 0 ? id : 0, path, r->op == OP_META_SET ? "meta-set" : "meta-rm",
-		     detail);
+	rc = w_event(c, kind == 0 ? id : 0, kind == 0 ? NULL : path,
+		     r->op == OP_META_SET ? "meta-set" : "meta-rm", detail);
 	free(detail);
 	return rc;
 }

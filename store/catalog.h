@@ -210,8 +210,9 @@ struct cat_event {
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
 		  const char *detail);
 /* Events for path (NULL = all), oldest first, at most limit (0 = all): the
- * newest `limit` ones. An object's events follow its id across renames;
- * e->path is the path the event was recorded with. */
+ * newest `limit` ones. An object's events follow its id across renames.
+ * e->path: for add and rename, the path then; for other events of an
+ * object, its current path; for events not tied to an object, theirs. */
 int cat_events(struct cat *cat, const char *path, int limit,
 	       int (*cb)(const struct cat_event *e, void *arg), void *arg);
 
