@@ -27,7 +27,7 @@
 #define CAT_FORMAT "lzfs catalog"
 #define CAT_BATCH_MAX 1000    /* requests per transaction */
 #define CAT_BUSY_MS 10000
-#define CAT_POOL_IDLE 4       /* idle read connections kept open */
+#define CAT_POOL_IDLE 8       /* idle read connections kept open */
 
 /* ------------------------------------------------------------------ */
 /* schema */
@@ -111,7 +111,7 @@ static const char schema_v2[] =
 
 static const char migrate_1_2[] =
 	"ALTER TABLE objects ADD COLUMN symlink TEXT;"
-	"DROP INDEX objects_state;"
+	"DROP INDEX IF EXISTS objects_state;"
 	TOTALS_SQL
 	"UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
 	" o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
@@ -261,6 +261,7 @@ struct tally {
 
 struct rconn {
 	sqlite3 *db;
+	int busy_ms;                /* the busy timeout set on db */
 	sqlite3_stmt *st[R_COUNT];
 	struct rconn *next;
 };
@@ -272,8 +273,8 @@ struct cat {
 	sqlite3_stmt *ws[W_COUNT];
 	struct tally req_tally;     /* of the request running */
 	struct tally txn_tally;     /* of the requests done in this transaction */
-	int busy_ms;
-	int busy_applied;
+	int busy_ms;                /* atomic: set by any thread */
+	int busy_applied;           /* the writer's */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;       /* the writer waits here for work */
@@ -425,7 +426,7 @@ static int db_fail(struct cat *c, sqlite3 *db, int rc, const char *what)
 	int e = errno_of(rc);
 	if ((rc & 0xff) == SQLITE_BUSY)
 		log_err("catalog %s: %s: still locked after %d ms (another process holds the "
-			"write lock)", c->file, what, c->busy_ms);
+			"write lock)", c->file, what, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	else if (e == -EPROTO)
 		log_err("catalog %s: %s: database is corrupt: %s", c->file, what,
 			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -688,7 +689,7 @@ static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 static int conn_setup(struct cat *c, sqlite3 *db, int reader)
 {
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, c->busy_ms);
+	sqlite3_busy_timeout(db, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	int rc = sqlite3_create_function_v2(db, "lzfs_glob", 2,
 					    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
 					    NULL, glob_fn, NULL, NULL, NULL);
@@ -903,13 +904,8 @@ void cat_stats(struct cat *c, struct cat_stats *out)
 
 void cat_set_busy_timeout(struct cat *c, int ms)
 {
-	pthread_mutex_lock(&c->qlock);
-	c->busy_ms = ms;
-	pthread_mutex_unlock(&c->qlock);
-	pthread_mutex_lock(&c->plock);
-	for (struct rconn *r = c->idle; r; r = r->next)
-		sqlite3_busy_timeout(r->db, ms);
-	pthread_mutex_unlock(&c->plock);
+	/* The writer and each read connection pick it up when next used. */
+	__atomic_store_n(&c->busy_ms, ms, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1679,7 +1675,7 @@ static void *writer_main(void *arg)
 		c->qhead = end;
 		if (!end)
 			c->qtail = NULL;
-		int busy_ms = c->busy_ms;
+		int busy_ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->qlock);
 
 		if (busy_ms != c->busy_applied) {
@@ -1856,11 +1852,16 @@ static int rget(struct cat *c, struct rconn **out)
 		c->nidle--;
 	}
 	pthread_mutex_unlock(&c->plock);
-	if (r) {
-		*out = r;
-		return 0;
+	int rc = r ? 0 : rconn_open(c, &r);
+	if (rc)
+		return rc;
+	int ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
+	if (r->busy_ms != ms) {
+		sqlite3_busy_timeout(r->db, ms);
+		r->busy_ms = ms;
 	}
-	return rconn_open(c, out);
+	*out = r;
+	return 0;
 }
 
 static void rput(struct cat *c, struct rconn *r)
@@ -2361,8 +2362,12 @@ int cat_status(struct cat *c, struct cat_status *out)
 	/* One read transaction: the numbers belong to the same moment. */
 	static const char sql[] =
 		"SELECT k, n, bytes FROM totals;"
-		"SELECT 7, min(ctime_ns), 0 FROM objects WHERE state IN (0, 1) AND state <> 2"
-		" AND current = 1;"
+		/* Ids grow in registration order: the oldest unfinished row is
+		 * the first of each state in the (state, rowid) index. */
+		"SELECT 7, min(t), 0 FROM (SELECT * FROM (SELECT ctime_ns AS t FROM objects"
+		" WHERE state = 0 AND state <> 2 AND current = 1 ORDER BY id LIMIT 1)"
+		" UNION ALL SELECT * FROM (SELECT ctime_ns FROM objects WHERE state = 1"
+		" AND state <> 2 AND current = 1 ORDER BY id LIMIT 1));"
 		"SELECT 8, count(*), 0 FROM collections;";
 	rc = exec_sql(c, r->db, "BEGIN", "reading status");
 	const char *tail = sql;

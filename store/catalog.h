@@ -222,7 +222,8 @@ struct cat_status {
 	                          * are never current: count[CAT_DELETED]
 	                          * counts all deleted rows */
 	int64_t bytes_ingested;
-	int64_t oldest_pending_ns; /* ctime of the oldest pending/uploading row, 0 if none */
+	int64_t oldest_pending_ns; /* ctime of the first registered current row
+	                            * still pending or uploading, 0 if none */
 	int64_t collections;
 	int64_t versions;        /* all object rows */
 };
