@@ -27,7 +27,7 @@
 #define CAT_FORMAT "lzfs catalog"
 #define CAT_BATCH_MAX 1000    /* requests per transaction */
 #define CAT_BUSY_MS 10000
-#define CAT_POOL_IDLE 4       /* idle read connections kept open */
+#define CAT_POOL_IDLE 8       /* idle read connections kept open */
 
 /* ------------------------------------------------------------------ */
 /* schema */
@@ -111,7 +111,7 @@ static const char schema_v2[] =
 
 static const char migrate_1_2[] =
 	"ALTER TABLE objects ADD COLUMN symlink TEXT;"
-	"DROP INDEX objects_state;"
+	"DROP INDEX IF EXISTS objects_state;"
 	TOTALS_SQL
 	"UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
 	" o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
@@ -144,7 +144,7 @@ enum wstmt {
 	W_META_DELETE_COLL, W_OBJ_CURRENT_ID, W_MAX_VERSION, W_DEMOTE, W_OBJ_INSERT,
 	W_META_COPY, W_EVENT, W_OBJ_ROW, W_SET_UPLOADING, W_SET_INGESTED, W_SET_FAILED,
 	W_SET_PENDING, W_SET_DELETED, W_PROMOTE, W_PARTS_CLEAR, W_PART_PUT, W_PARTS_COUNT,
-	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS,
+	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS, W_ADD_PROBE,
 	W_COUNT
 };
 
@@ -198,6 +198,12 @@ static const char *const wsql[W_COUNT] = {
 		       " unit = excluded.unit",
 	[W_META_DEL] = "DELETE FROM meta WHERE kind = ?1 AND target = ?2 AND name = ?3",
 	[W_TOTALS] = "UPDATE totals SET n = n + ?2, bytes = bytes + ?3 WHERE k = ?1",
+	/* All an add needs to know, in one statement: is the path a
+	 * collection, the parent's id, the highest version, the current row. */
+	[W_ADD_PROBE] = "SELECT (SELECT id FROM collections WHERE path = ?1),"
+			" (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
+			" (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
+			" FROM objects WHERE path = ?1) AS v",
 };
 
 enum rstmt {
@@ -255,6 +261,7 @@ struct tally {
 
 struct rconn {
 	sqlite3 *db;
+	int busy_ms;                /* the busy timeout set on db */
 	sqlite3_stmt *st[R_COUNT];
 	struct rconn *next;
 };
@@ -266,8 +273,8 @@ struct cat {
 	sqlite3_stmt *ws[W_COUNT];
 	struct tally req_tally;     /* of the request running */
 	struct tally txn_tally;     /* of the requests done in this transaction */
-	int busy_ms;
-	int busy_applied;
+	int busy_ms;                /* atomic: set by any thread */
+	int busy_applied;           /* the writer's */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;       /* the writer waits here for work */
@@ -419,7 +426,7 @@ static int db_fail(struct cat *c, sqlite3 *db, int rc, const char *what)
 	int e = errno_of(rc);
 	if ((rc & 0xff) == SQLITE_BUSY)
 		log_err("catalog %s: %s: still locked after %d ms (another process holds the "
-			"write lock)", c->file, what, c->busy_ms);
+			"write lock)", c->file, what, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	else if (e == -EPROTO)
 		log_err("catalog %s: %s: database is corrupt: %s", c->file, what,
 			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -682,7 +689,7 @@ static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 static int conn_setup(struct cat *c, sqlite3 *db, int reader)
 {
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, c->busy_ms);
+	sqlite3_busy_timeout(db, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	int rc = sqlite3_create_function_v2(db, "lzfs_glob", 2,
 					    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
 					    NULL, glob_fn, NULL, NULL, NULL);
@@ -897,13 +904,8 @@ void cat_stats(struct cat *c, struct cat_stats *out)
 
 void cat_set_busy_timeout(struct cat *c, int ms)
 {
-	pthread_mutex_lock(&c->qlock);
-	c->busy_ms = ms;
-	pthread_mutex_unlock(&c->qlock);
-	pthread_mutex_lock(&c->plock);
-	for (struct rconn *r = c->idle; r; r = r->next)
-		sqlite3_busy_timeout(r->db, ms);
-	pthread_mutex_unlock(&c->plock);
+	/* The writer and each read connection pick it up when next used. */
+	__atomic_store_n(&c->busy_ms, ms, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1075,6 +1077,23 @@ static int w_promote(struct cat *c, const char *path, int64_t gone_id)
 	return w_event(c, id, path, "current", detail);
 }
 
+/* Demotes current row cur. */
+static int w_demote(struct cat *c, int64_t cur)
+{
+	WST(dm, W_DEMOTE);
+	sqlite3_bind_int64(dm, 1, cur);
+	int rc = sqlite3_step(dm);
+	if (rc == SQLITE_ROW) {
+		int state = sqlite3_column_int(dm, 0);
+		int64_t size = sqlite3_column_int64(dm, 1);
+		tally(c, state, 1, size, -1);
+		tally(c, state, 0, size, +1);
+		rc = sqlite3_step(dm);
+	}
+	st_done(dm);
+	return rc == SQLITE_DONE ? 0 : db_fail(c, c->db, rc, "demoting the current version");
+}
+
 /* Demotes the current version at path, if any (its id in *prev, else 0),
  * and returns in *version the version number a new row there gets. */
 static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *version)
@@ -1093,20 +1112,7 @@ static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *vers
 		return db_fail(c, c->db, rc, "reading versions");
 	*version = (int)maxv + 1;
 	*prev = cur;
-	if (!cur)
-		return 0;
-	WST(dm, W_DEMOTE);
-	sqlite3_bind_int64(dm, 1, cur);
-	rc = sqlite3_step(dm);
-	if (rc == SQLITE_ROW) {
-		int state = sqlite3_column_int(dm, 0);
-		int64_t size = sqlite3_column_int64(dm, 1);
-		tally(c, state, 1, size, -1);
-		tally(c, state, 0, size, +1);
-		rc = sqlite3_step(dm);
-	}
-	st_done(dm);
-	return rc == SQLITE_DONE ? 0 : db_fail(c, c->db, rc, "demoting the current version");
+	return cur ? w_demote(c, cur) : 0;
 }
 
 static int w_op_obj_add(struct cat *c, struct req *r)
@@ -1117,20 +1123,36 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			 c->file);
 		return -EINVAL;
 	}
-	int64_t coll, x;
-	int rc = w_coll_id(c, o->path, &x);
-	if (rc)
-		return rc < 0 ? rc : -EISDIR;
-	char *parent = parent_of(o->path);
-	if (!parent)
-		return -ENOMEM;
-	rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
-	free(parent);
-	if (rc)
-		return rc;
-	int64_t prev;
-	int version;
-	if ((rc = w_make_room(c, o->path, &prev, &version)))
+	const char *slash = strrchr(o->path, '/');
+	int parent_len = slash ? (int)(slash - o->path) : 0;
+	WST(pr, W_ADD_PROBE);
+	bind_text(pr, 1, o->path);
+	sqlite3_bind_text(pr, 2, o->path, parent_len, SQLITE_STATIC);
+	int rc = sqlite3_step(pr);
+	int64_t is_coll = 0, coll = 0, prev = 0;
+	int version = 1;
+	if (rc == SQLITE_ROW) {
+		is_coll = sqlite3_column_type(pr, 0) != SQLITE_NULL;
+		coll = sqlite3_column_int64(pr, 1);
+		version = sqlite3_column_int(pr, 2) + 1;
+		prev = sqlite3_column_int64(pr, 3);
+		rc = sqlite3_step(pr);
+	}
+	st_done(pr);
+	if (rc != SQLITE_DONE)
+		return db_fail(c, c->db, rc, "looking up a path");
+	if (is_coll)
+		return -EISDIR;
+	if (!coll) {
+		char *parent = strndup(o->path, parent_len);
+		if (!parent)
+			return -ENOMEM;
+		rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
+		free(parent);
+		if (rc)
+			return rc;
+	}
+	if (prev && (rc = w_demote(c, prev)))
 		return rc;
 	int64_t now = now_ns();
 	WST(st, W_OBJ_INSERT);
@@ -1162,9 +1184,9 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			return rc;
 	}
 	char *detail = NULL;
-	if (asprintf(&detail, "version %d, %lld bytes, key %s%s%s", version, (long long)o->size,
-		     o->key, o->source && *o->source ? ", source " : "",
-		     o->source ? o->source : "") < 0)
+	/* The row keeps key, bucket and times; the event says what happened. */
+	if (asprintf(&detail, "version %d, %lld bytes%s%s", version, (long long)o->size,
+		     o->source && *o->source ? ", source " : "", o->source ? o->source : "") < 0)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
@@ -1278,8 +1300,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 			bind_text(st, 4, r->s2 ? r->s2 : "");
 			sqlite3_bind_int64(st, 5, now_ns());
 		}
-		if (asprintf(&detail, "%lld bytes, sha256 %s, etag %s", (long long)r->n1,
-			     r->s1 && *r->s1 ? r->s1 : "-", r->s2 && *r->s2 ? r->s2 : "-") < 0)
+		if (asprintf(&detail, "%lld bytes, etag %s", (long long)r->n1,
+			     r->s2 && *r->s2 ? r->s2 : "-") < 0)
 			detail = NULL;
 		break;
 	case CAT_FAILED:
@@ -1320,7 +1342,9 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 		if ((rc = st_exec(c, c->db, pc, "clearing parts")))
 			goto out;
 	}
-	rc = w_event(c, r->id, row.path, kind, detail);
+	/* The path is the object's (events show its current one); only events
+	 * that set a path record it. */
+	rc = w_event(c, r->id, NULL, kind, detail);
 	if (rc == 0 && to == CAT_DELETED && row.current)
 		rc = w_promote(c, row.path, r->id);
 out:
@@ -1394,8 +1418,8 @@ static int w_op_rename(struct cat *c, struct req *r)
 			rc = w_event(c, r->id, to, "rename", detail);
 		goto out;
 	}
-	int64_t x, coll, prev;
-	int version;
+	int64_t x, coll, prev = 0;
+	int version = 1;
 	if ((rc = w_coll_id(c, to, &x))) {
 		rc = rc < 0 ? rc : -EISDIR;
 		goto out;
@@ -1514,8 +1538,8 @@ static int w_op_meta(struct cat *c, struct req *r)
 		if (!(detail = strdup(name)))
 			return -ENOMEM;
 	}
-	rc = w_event(c, kind == 0 ? id : 0, path, r->op == OP_META_SET ? "meta-set" : "meta-rm",
-		     detail);
+	rc = w_event(c, kind == 0 ? id : 0, kind == 0 ? NULL : path,
+		     r->op == OP_META_SET ? "meta-set" : "meta-rm", detail);
 	free(detail);
 	return rc;
 }
@@ -1668,7 +1692,7 @@ static void *writer_main(void *arg)
 		c->qhead = end;
 		if (!end)
 			c->qtail = NULL;
-		int busy_ms = c->busy_ms;
+		int busy_ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->qlock);
 
 		if (busy_ms != c->busy_applied) {
@@ -1846,11 +1870,16 @@ static int rget(struct cat *c, struct rconn **out)
 		c->nidle--;
 	}
 	pthread_mutex_unlock(&c->plock);
-	if (r) {
-		*out = r;
-		return 0;
+	int rc = r ? 0 : rconn_open(c, &r);
+	if (rc)
+		return rc;
+	int ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
+	if (r->busy_ms != ms) {
+		sqlite3_busy_timeout(r->db, ms);
+		r->busy_ms = ms;
 	}
-	return rconn_open(c, out);
+	*out = r;
+	return 0;
 }
 
 static void rput(struct cat *c, struct rconn *r)
@@ -2351,8 +2380,12 @@ int cat_status(struct cat *c, struct cat_status *out)
 	/* One read transaction: the numbers belong to the same moment. */
 	static const char sql[] =
 		"SELECT k, n, bytes FROM totals;"
-		"SELECT 7, min(ctime_ns), 0 FROM objects WHERE state IN (0, 1) AND state <> 2"
-		" AND current = 1;"
+		/* Ids grow in registration order: the oldest unfinished row is
+		 * the first of each state in the (state, rowid) index. */
+		"SELECT 7, min(t), 0 FROM (SELECT * FROM (SELECT ctime_ns AS t FROM objects"
+		" WHERE state = 0 AND state <> 2 AND current = 1 ORDER BY id LIMIT 1)"
+		" UNION ALL SELECT * FROM (SELECT ctime_ns FROM objects WHERE state = 1"
+		" AND state <> 2 AND current = 1 ORDER BY id LIMIT 1));"
 		"SELECT 8, count(*), 0 FROM collections;";
 	rc = exec_sql(c, r->db, "BEGIN", "reading status");
 	const char *tail = sql;
