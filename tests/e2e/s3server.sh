@@ -3,10 +3,10 @@
 # curl --aws-sigv4, and node's aws4 (tests/s3/test-*.js). Everything lzfs's
 # tests assume of it is checked here.
 . "$(dirname "$0")/lib.sh"
-S3DIR=$LZFS_ROOT/tests/s3
+S3SRC=$LZFS_ROOT/tests/s3
 
 command -v node >/dev/null || { not_ok "node is installed"; exit 1; }
-[ -d "$S3DIR/node_modules/s3rver" ] || { not_ok "tests/s3 npm packages are installed (scripts/deps)"; exit 1; }
+[ -d "$S3SRC/node_modules/s3rver" ] || { not_ok "tests/s3 npm packages are installed (scripts/deps)"; exit 1; }
 
 # Runs a node test program and re-emits its ok/not ok lines as ours.
 node_tap() {
@@ -21,10 +21,10 @@ node_tap() {
 }
 
 # HTTP status of one aws4-signed request (quicker than starting awscli).
-s3status() { node "$S3DIR/s3req.js" "$S3_ENDPOINT" "$@" | head -n 1; }
+s3status() { node "$S3SRC/s3req.js" "$S3_ENDPOINT" "$@" | head -n 1; }
 
 # Signature verification against aws4, without a server.
-node_tap "$S3DIR/test-sigv4.js"
+node_tap "$S3SRC/test-sigv4.js"
 
 s3_start
 check_eq "start prints the endpoint it writes to DIR/endpoint" "$(cat "$S3_DIR/endpoint")" "$S3_ENDPOINT"
@@ -82,17 +82,24 @@ case "$lmu" in *"$uid"*) ok "list-multipart-uploads shows the open upload" ;; *)
 np=$(awss3 s3api list-parts --bucket "$TEST_BUCKET" --key mpu/small --upload-id "$uid" --query 'length(Parts)' --output text)
 check_eq "list-parts shows its two parts" 2 "$np"
 
-# The tracking survives a proxy restart.
+# The tracking survives a proxy restart, and so do object checksums.
+sigv4=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
+sum=$(openssl dgst -sha256 -binary "$F/p1k" | base64)
+code=$(curl -s -o /dev/null -w '%{http_code}' "${sigv4[@]}" -T "$F/p1k" -H "x-amz-checksum-sha256: $sum" \
+	-H "x-amz-content-sha256: $(sha256sum <"$F/p1k" | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/ck/p1k")
+check_eq "PUT with x-amz-checksum-sha256 (curl)" 200 "$code"
 check "restart-proxy comes back on the same endpoint" bash -c "[ \"\$('$S3SERVER' restart-proxy '$S3_DIR')\" = '$S3_ENDPOINT' ]"
 lmu=$(awss3 s3api list-multipart-uploads --bucket "$TEST_BUCKET" --query 'Uploads[].UploadId' --output text)
 case "$lmu" in *"$uid"*) ok "the open upload is still listed after a proxy restart" ;; *) not_ok "the open upload is still listed after a proxy restart"; diag "$lmu" ;; esac
+hdrs=$(curl -s -I "${sigv4[@]}" -H "x-amz-checksum-mode: ENABLED" \
+	-H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/ck/p1k" | tr -d '\r')
+check "the object's checksum is still returned after the restart" grep -qix "x-amz-checksum-sha256: $sum" <<<"$hdrs"
 check "server uploads lists it as JSON" bash -c "'$S3SERVER' uploads '$S3_DIR' | jq -e '.[] | select(.upload_id == \"$uid\") | .parts | length == 2' >/dev/null"
 check "abort-multipart-upload" awss3 s3api abort-multipart-upload --bucket "$TEST_BUCKET" --key mpu/small --upload-id "$uid"
 lmu=$(awss3 s3api list-multipart-uploads --bucket "$TEST_BUCKET" --query 'Uploads[].UploadId' --output text)
 case "$lmu" in *"$uid"*) not_ok "the upload is gone after abort"; diag "$lmu" ;; *) ok "the upload is gone after abort" ;; esac
 
 # A body that does not match its signed SHA-256 never reaches storage.
-sigv4=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
 code=$(curl -s -o "$T_DIR/mismatch.xml" -w '%{http_code}' "${sigv4[@]}" -T "$F/p1k" \
 	-H "x-amz-content-sha256: $(printf other | sha256sum | cut -d' ' -f1)" "$S3_ENDPOINT/$TEST_BUCKET/bad/sha")
 check_eq "a body not matching x-amz-content-sha256 gets 400" 400 "$code"
@@ -149,7 +156,7 @@ check_eq "and serves S3 again" 200 "$(s3status HEAD "$TEST_BUCKET" f/x)"
 check "faults.log records the outage" grep -q 'down 2s' "$S3_DIR/faults.log"
 
 # --- S3 semantics in depth (aws4-signed requests) ---------------------------------
-node_tap "$S3DIR/test-proxy.js" "$S3_ENDPOINT"
+node_tap "$S3SRC/test-proxy.js" "$S3_ENDPOINT"
 
 # --- stop ------------------------------------------------------------------------
 pids="$(cat "$S3_DIR/proxy.pid") $(cat "$S3_DIR/s3rver.pid")"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Throughput of the test S3: 1 GiB (SIZE_MIB) through the proxy and directly
 # to s3rver, with awscli (multipart, 8 MiB parts, 10 threads) and with curl
-# (one PUT / GET). Prints MiB/s per line. Loopback only; takes a minute or two.
+# (one PUT / GET). Prints MiB/s per line, and the CPU seconds the proxy and
+# s3rver spent (less sensitive to a busy machine than the rates). Loopback
+# only; takes a minute or two.
 #   tests/s3/bench.sh [DIR]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,16 +17,19 @@ trap '"$HERE/server" stop "$DIR/s3"; rm -f "$DIR/src" "$DIR/back"' EXIT
 DIRECT=http://127.0.0.1:$(cat "$DIR/s3/s3rver.port")
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$DIR/src"
 
-rate() { # LABEL SECONDS
-	awk -v l="$1" -v s="$2" -v m="$SIZE_MIB" 'BEGIN { printf "%-40s %7.1f MiB/s  (%.1f s)\n", l, m / s, s }'
-}
+PROXY_PID=$(cat "$DIR/s3/proxy.pid")
+S3RVER_PID=$(cat "$DIR/s3/s3rver.pid")
+TCK=$(getconf CLK_TCK)
+cpu() { awk -v t="$TCK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 timed() { # LABEL CMD...
-	local l=$1 t0 t1
+	local l=$1 t0 t1 p0 p1 s0 s1
 	shift
-	t0=$(date +%s.%N)
+	t0=$(date +%s.%N) p0=$(cpu "$PROXY_PID") s0=$(cpu "$S3RVER_PID")
 	"$@"
-	t1=$(date +%s.%N)
-	rate "$l" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+	t1=$(date +%s.%N) p1=$(cpu "$PROXY_PID") s1=$(cpu "$S3RVER_PID")
+	awk -v l="$l" -v a="$t0" -v b="$t1" -v m="$SIZE_MIB" -v p="$(awk -v x="$p0" -v y="$p1" 'BEGIN{print y-x}')" \
+		-v s="$(awk -v x="$s0" -v y="$s1" 'BEGIN{print y-x}')" \
+		'BEGIN { printf "%-42s %7.1f MiB/s  %5.1f s   cpu: proxy %5.2f s, s3rver %5.2f s\n", l, m / (b - a), b - a, p, s }'
 }
 via_proxy() { AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret "$AWS" --endpoint-url "$EP" "$@"; }
 # s3rver's own (lenient) account, for the direct runs.

@@ -10,10 +10,19 @@
 //   node proxy.js --dir DIR --upstream-port N [--port N]
 //
 // DIR holds data/ (s3rver's), tmp/ (request bodies over 64 MiB while they
-// are verified), uploads.journal, faults.log, access.log, proxy.pid and
-// proxy.port. Admin endpoints (no signature; "__lzfs__" is no bucket name):
+// are verified), uploads.journal, checksums.journal, faults.log, access.log,
+// proxy.pid and proxy.port. Admin endpoints (no signature; "__lzfs__" is no
+// bucket name):
 //   GET|POST|DELETE /__lzfs__/faults   GET|DELETE /__lzfs__/stats
 //   GET /__lzfs__/uploads              GET /__lzfs__/health
+//
+// A request goes through route() (at the end): parse the target (path or
+// virtual-host style) and name the operation; verify the signature
+// (lib/sigv4.js); checks that need no body (so 100-continue can refuse);
+// decide faults (lib/faults.js); read and verify the body; then one
+// handler per operation, or a plain forward to s3rver with the answer
+// streamed back (relay). Sections below: helpers, bodies, upstream,
+// handlers (objects, multipart, listings), faults, admin, dispatch, server.
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -22,7 +31,7 @@ const path = require('path');
 const { pipeline, Transform } = require('stream');
 
 const sigv4 = require('./lib/sigv4');
-const { STATUS, document, errorXml, text, parseCompleteBody } = require('./lib/s3xml');
+const { STATUS, document, errorXml, text, parseCompleteBody, parseDeleteBody } = require('./lib/s3xml');
 const { listObjects, ListError, OWNER, objectInfo } = require('./lib/listing');
 const { Faults, validate, throttle } = require('./lib/faults');
 const Uploads = require('./lib/uploads');
@@ -944,6 +953,38 @@ async function handleListUploads(ctx) {
   }));
 }
 
+// DeleteObjects, one DeleteObject to s3rver per key (s3rver's own parses
+// an all-digit key as a number and fails); Quiet leaves out what went well.
+async function handleDeleteObjects(ctx, body) {
+  await requireBucket(ctx.bucket);
+  const req = parseDeleteBody(bodyText(body));
+  if (!req) {
+    throw new S3Err('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema');
+  }
+  const results = new Array(req.keys.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < req.keys.length) {
+      const i = next++;
+      const key = req.keys[i];
+      try {
+        checkKey(key);
+        const ures = await upstream('DELETE', upstreamPath(ctx.bucket, key), upstreamHeaders({}));
+        if (ures.statusCode >= 300) await relayError(ctx, ures);
+        ures.resume();
+        checksums.delete(ctx.bucket, key);
+        results[i] = { Deleted: { Key: key } };
+      } catch (e) {
+        results[i] = { Error: { Key: key, Code: e.code || 'InternalError', Message: e.message } };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const deleted = results.filter((r) => r.Deleted && !req.quiet).map((r) => r.Deleted);
+  const errors = results.filter((r) => r.Error).map((r) => r.Error);
+  return sendXml(ctx, 200, document('DeleteResult', { Deleted: deleted, Error: errors }));
+}
+
 async function handleList(ctx) {
   await requireBucket(ctx.bucket);
   let xml;
@@ -1159,6 +1200,11 @@ async function route(ctx) {
     if (fault && fault.slowBps) faultLog(ctx, 'slow', `slow ${fault.slowBps} B/s`);
     if (fault && fault.error) {
       const [status, code, message] = fault.error;
+      if (fault.errorAs200 && ['CompleteMultipartUpload', 'CopyObject', 'UploadPartCopy'].includes(ctx.op)) {
+        // S3 documents these can fail after it answered 200: the error is the body.
+        faultLog(ctx, 'error', `error ${code} inside a 200 answer`);
+        return sendXml(ctx, 200, errorXml(code, message, {}, ctx.id, ctx.hostId));
+      }
       faultLog(ctx, 'error', `error ${status} ${code}`);
       throw new S3Err(code, message, {}, status);
     }
@@ -1182,6 +1228,7 @@ async function route(ctx) {
       case 'CompleteMultipartUpload': return await handleComplete(ctx, upload, body);
       case 'AbortMultipartUpload': return await handleAbort(ctx, upload);
       case 'ListParts': return handleListParts(ctx, upload);
+      case 'DeleteObjects': return await handleDeleteObjects(ctx, body);
       case 'DeleteObject': {
         const ures = await forwardSimple(ctx, body);
         if (ures.statusCode < 300) checksums.delete(ctx.bucket, ctx.key);

@@ -378,7 +378,18 @@ async function main() {
   check('DeleteObjects without Content-MD5: 400', r.status === 400 && code(r) === 'InvalidRequest');
   r = await s3({ method: 'POST', query: [['delete', '']], body: delBody,
     headers: { 'Content-MD5': crypto.createHash('md5').update(delBody).digest('base64') } });
-  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404);
+  check('DeleteObjects', r.status === 200 && (await s3({ method: 'HEAD', key: 'conf/l/a' })).status === 404 &&
+    all(r.body.toString(), 'Key').join() === 'conf/l/a,conf/l/b', r.body);
+  await s3({ method: 'PUT', key: '12345', body: data });
+  await s3({ method: 'PUT', key: 'conf/ sp ', body: data });
+  const del2 = '<Delete><Quiet>true</Quiet><Object><Key>12345</Key></Object><Object><Key>conf/ sp </Key></Object>' +
+    '<Object><Key>conf/a//b</Key></Object></Delete>';
+  r = await s3({ method: 'POST', query: [['delete', '']], body: del2,
+    headers: { 'Content-MD5': crypto.createHash('md5').update(del2).digest('base64') } });
+  check('DeleteObjects: all-digit key and spaces kept; Quiet lists errors only',
+    r.status === 200 && (await s3({ method: 'HEAD', key: '12345' })).status === 404 &&
+    (await s3({ method: 'HEAD', key: 'conf/ sp ' })).status === 404 && all(r.body.toString(), 'Deleted').length === 0 &&
+    all(r.body.toString(), 'Error').length === 1, r.body);
 
   // Faults, seen from the client.
   await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_status: 503, ops: ['HeadObject'], count: 2 });
@@ -419,6 +430,13 @@ async function main() {
   const s1 = await seq();
   const s2 = await seq();
   check('seeded faults repeat', s1 === s2 && s1.includes('500') && s1.includes('200'), `${s1} / ${s2}`);
+  u = await mpu('conf/e200', [p2]);
+  await admin('POST', '/__lzfs__/faults', { error_rate: 1, error_as_200: true, ops: ['CompleteMultipartUpload'], count: 1 });
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('error_as_200: Complete answers 200 with an Error body, and does not complete', r.status === 200 &&
+    code(r) === 'InternalError' && (await s3({ method: 'HEAD', key: 'conf/e200' })).status === 404, r.body);
+  r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
+  check('... and the retry completes', r.status === 200 && one(r.body.toString(), 'ETag'));
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });

@@ -1,6 +1,6 @@
 'use strict';
 // S3's XML: escaping, error documents, and the few request bodies the proxy
-// reads (CompleteMultipartUpload). The bodies are S3's own small, flat
+// reads (CompleteMultipartUpload, DeleteObjects). The bodies are S3's own small, flat
 // schemas, so a tag scanner is enough; anything it cannot read is
 // MalformedXML, as on S3.
 
@@ -117,4 +117,17 @@ function parseCompleteBody(xml) {
   return parts.length ? parts : null;
 }
 
-module.exports = { STATUS, esc, unesc, toXml, document, errorXml, elements, text, parseCompleteBody };
+// DeleteObjects body -> { quiet, keys } (keys exactly as sent), or null.
+function parseDeleteBody(xml) {
+  if (!/<Delete[\s>]/.test(xml) || !/<\/Delete>\s*$/.test(xml)) return null;
+  const keys = [];
+  for (const o of elements(xml, 'Object')) {
+    const k = elements(o, 'Key');
+    if (k.length !== 1) return null;
+    keys.push(unesc(k[0]));
+  }
+  if (keys.length === 0 || keys.length > 1000) return null;
+  return { quiet: text(xml, 'Quiet') === 'true', keys };
+}
+
+module.exports = { STATUS, document, errorXml, text, parseCompleteBody, parseDeleteBody };

@@ -306,4 +306,4 @@ function verify(req, keys) {
   return { accessKey, payloadHash, presigned, region };
 }
 
-module.exports = { verify, uriEncode, uriDecode, canonicalUri, parseQuery, canonicalQuery, parseAmzDate };
+module.exports = { verify, uriEncode, uriDecode, parseQuery };
