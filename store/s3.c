@@ -257,7 +257,16 @@ int s3_get_object_fd(struct s3_client *c, const char *key, int fd, struct s3_obj
 int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len, void *buf,
 		 size_t *got, struct s3_status *st)
 {
+	return s3_get_range_ex(c, key, off, len, buf, got, NULL, NULL, st);
+}
+
+int s3_get_range_ex(struct s3_client *c, const char *key, uint64_t off, size_t len, void *buf,
+		    size_t *got, const char *if_match, char etag[S3_ETAG_MAX],
+		    struct s3_status *st)
+{
 	*got = 0;
+	if (etag)
+		etag[0] = '\0';
 	int rc = check_key("GetObject", key, st);
 	if (rc || len == 0)
 		return rc;
@@ -265,15 +274,23 @@ int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len,
 		return fail_early("GetObject", key, -EINVAL, st, "range beyond 2^64");
 	struct s3_req r;
 	struct s3_resp p = {0};
-	char range[64];
+	char range[64], quoted[S3_ETAG_MAX + 2];
 	snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
 	s3req_init(&r, "GetObject", "GET", key);
 	s3req_header(&r, "range", range);
+	if (if_match && *if_match) {
+		snprintf(quoted, sizeof quoted, "\"%s\"", if_match);
+		rc = s3req_header(&r, "if-match", quoted);
+		if (rc)
+			return fail_early(r.op, key, rc, st, "bad If-Match ETag");
+	}
 	r.sink = SINK_BUF;
 	r.out_buf = buf;
 	r.out_len = len;
 	r.accept_416 = 1; /* reading at or past the end: zero bytes, like pread */
 	rc = s3req_perform(c, &r, &p, st);
+	if (rc && p.status == 412)
+		rc = -ESTALE; /* another version of the object: not an I/O error */
 	if (!rc) {
 		if (p.status == 416) {
 			*got = 0;
@@ -282,6 +299,8 @@ int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len,
 		} else {
 			*got = p.got;
 		}
+		if (etag && p.have_etag)
+			snprintf(etag, S3_ETAG_MAX, "%s", p.etag);
 	}
 	s3req_resp_free(&p);
 	return rc;
