@@ -31,6 +31,7 @@
 #include "opts.h"
 #include "s3.h"
 #include "svc.h"
+#include "reader.h"
 #include "upload.h"
 
 #define LZFS_VERSION "0.1.0"
@@ -266,6 +267,7 @@ int main(int argc, char **argv)
 	struct s3_client *s3 = NULL;
 	struct cat *cat = NULL;
 	struct up_pool *pool = NULL;
+	struct rd_pool *rdpool = NULL;
 	struct land *land = NULL;
 	struct svc *wd = NULL;
 	char err[512];
@@ -383,11 +385,16 @@ int main(int argc, char **argv)
 		.drain_secs = o.drain_timeout,
 		.retry_secs = o.retry_interval,
 	};
+	/* Reads of evicted files: the defaults (8 MiB chunks, 8 workers) with
+	 * the same memory budget as uploads. */
+	struct rd_config rcfg = {.mem_limit = o.mem_limit < (64ull << 20) ? 64ull << 20 : o.mem_limit};
 	if ((rc = s3_client_new(&s3cfg, &s3)) < 0 || (rc = cat_open(o.catalog, CAT_CREATE, &cat)) < 0 ||
-	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
+	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = rd_pool_new(&rcfg, s3, &rdpool)) < 0 ||
+	    (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
 		log_err("start-up failed: %s", strerror(-rc));
 		goto out_unmount;
 	}
+	land_set_reader(land, rdpool);
 	holder = land;
 	log_notice("mounted s3://%s/%s at %s (landing %s, catalog %s, part_size %llu, mem_limit %llu, "
 		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, o.catalog,
@@ -424,6 +431,8 @@ out:
 	svc_watchdog_stop(wd);
 	if (pool)
 		up_pool_free(pool);
+	if (rdpool)
+		rd_pool_free(rdpool);
 	if (cat)
 		cat_close(cat);
 	if (s3)

@@ -27,6 +27,7 @@
 #include "hash.h"
 #include "log.h"
 #include "mpulog.h"
+#include "reader.h"
 
 #define NODE_BUCKETS 256
 
@@ -51,8 +52,10 @@ struct node {
 struct land_fh {
 	struct land *l;
 	struct node *n;
-	int fd;
+	int fd;                   /* spool file, or -1 when reading from S3 */
 	int flags;
+	struct rd_reader *rd;     /* an evicted file read from S3 */
+	struct stat rd_st;
 };
 
 struct work {
@@ -73,6 +76,7 @@ struct land {
 	struct up_pool *pool;
 	int rootfd;
 	struct mpl *mpl;
+	struct rd_pool *rd;
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -91,6 +95,7 @@ struct land {
 };
 
 static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id);
+static void obj_stat(const struct cat_obj *o, struct stat *st);
 
 /* ---------- small helpers ---------- */
 
@@ -1212,6 +1217,29 @@ out:
 	return rc;
 }
 
+void land_set_reader(struct land *l, struct rd_pool *rd) { l->rd = rd; }
+
+/* A read-only handle on an evicted file: reads stream from S3. */
+static int open_remote(struct land *l, struct node *n, const char *path, int flags,
+		       struct land_fh **out)
+{
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return -ENOENT;
+	int rc = -ENOENT;
+	struct rd_reader *rd = NULL;
+	if (o.state == CAT_INGESTED && !o.symlink)
+		rc = rd_open(l->rd, o.key, (uint64_t)o.size, o.etag[0] ? o.etag : NULL, 0, &rd);
+	if (rc == 0 && (rc = fh_new(l, n, -1, flags, out)) == 0) {
+		(*out)->rd = rd;
+		obj_stat(&o, &(*out)->rd_st);
+	} else if (rd) {
+		rd_close(rd);
+	}
+	cat_obj_clear(&o);
+	return rc;
+}
+
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **out)
 {
 	if (reserved(path))
@@ -1227,6 +1255,12 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 	if (!n)
 		return -ENOMEM;
 	int fd = open_beneath(l, path, oflags, 0);
+	if (fd == -ENOENT && !is_write(flags) && l->rd) {
+		rc = open_remote(l, n, path, flags, out);
+		if (rc < 0)
+			node_put(l, n);
+		return rc;
+	}
 	if (fd == -ENOENT && rehydrate(l, path) == 0)
 		fd = open_beneath(l, path, oflags, 0);
 	rc = fd;
@@ -1259,6 +1293,8 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 
 ssize_t land_read(struct land_fh *fh, char *buf, size_t size, off_t off)
 {
+	if (fh->rd)
+		return rd_read(fh->rd, buf, size, (uint64_t)off);
 	ssize_t r = pread(fh->fd, buf, size, off);
 	return r < 0 ? -errno : r;
 }
@@ -1393,7 +1429,10 @@ int land_release(struct land_fh *fh)
 			rc = commit_sync(l, n);
 		pthread_mutex_unlock(&n->mu);
 	}
-	close(fh->fd);
+	if (fh->rd)
+		rd_close(fh->rd);
+	if (fh->fd >= 0)
+		close(fh->fd);
 	pthread_mutex_lock(&l->lock);
 	l->open_files--;
 	pthread_mutex_unlock(&l->lock);
@@ -1404,6 +1443,10 @@ int land_release(struct land_fh *fh)
 
 int land_fgetattr(struct land_fh *fh, struct stat *st)
 {
+	if (fh->rd) {
+		*st = fh->rd_st;
+		return 0;
+	}
 	return fstat(fh->fd, st) < 0 ? -errno : 0;
 }
 
