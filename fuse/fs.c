@@ -2,8 +2,10 @@
  * them relative ("a/b"). With nullpath_ok, path is NULL for an open file
  * that was unlinked; those requests go by file handle. */
 #include "fs.h"
+#include "log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct land *fs_land(void) { return fuse_get_context()->private_data; }
@@ -28,6 +30,8 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
+	log_debug("FUSE: max_write %u, max_readahead %u, max_background %u", conn->max_write,
+		  conn->max_readahead, conn->max_background);
 	/* fuse_new() got the address of main's holder, filled in before the
 	 * loop started; from here on private_data is the landing zone. */
 	return *(struct land **)fuse_get_context()->private_data;
@@ -51,11 +55,29 @@ static int fs_fill(void *arg, const char *name, const struct stat *st)
 	return c->filler(c->buf, name, st, 0, 0);
 }
 
+/* With nullpath_ok, readdir may come without a path: keep the one opendir
+ * saw in the handle. */
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	char *p = strdup(rel(path));
+	if (!p)
+		return -ENOMEM;
+	fi->fh = (uintptr_t)p;
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	free((char *)(uintptr_t)fi->fh);
+	return 0;
+}
+
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fill_ctx c = {buf, filler};
-	return land_readdir(fs_land(), rel(path), fs_fill, &c);
+	const char *p = path ? rel(path) : (const char *)(uintptr_t)fi->fh;
+	return land_readdir(fs_land(), p, fs_fill, &c);
 }
 
 static int fs_mkdir(const char *path, mode_t mode)
@@ -144,7 +166,10 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 }
 
 static int fs_statfs(const char *path, struct statvfs *st) { return land_statfs(fs_land(), st); }
-static int fs_flush(const char *path, struct fuse_file_info *fi) { return land_flush(fh_of(fi)); }
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	return land_flush(fh_of(fi), fuse_get_context()->pid);
+}
 static int fs_release(const char *path, struct fuse_file_info *fi) { return land_release(fh_of(fi)); }
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -178,7 +203,9 @@ static int fs_removexattr(const char *path, const char *name)
 const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
 	.mkdir = fs_mkdir,
 	.rmdir = fs_rmdir,
 	.unlink = fs_unlink,

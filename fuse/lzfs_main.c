@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "fs.h"
 #include <fuse_lowlevel.h>
 #include "landing.h"
@@ -30,11 +31,13 @@
 #include "opts.h"
 #include "rescan.h"
 #include "s3.h"
+#include "svc.h"
+#include "reader.h"
 #include "upload.h"
 
 #define LZFS_VERSION "0.1.0"
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK_CONFIG };
 
 #define OPT(t, field, v) {t, offsetof(struct lzfs_opts, field), v}
 static const struct fuse_opt lzfs_opt_spec[] = {
@@ -55,6 +58,8 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("max_connections=%d", max_connections, 0),
 	OPT("durability=%s", durability_s, 0),
 	OPT("unlink=%s", unlink_s, 0),
+	OPT("overwrite=%s", overwrite_s, 0),
+	OPT("retention=%s", retention_s, 0),
 	OPT("log_level=%s", log_level_s, 0),
 	OPT("log_file=%s", log_file, 0),
 	OPT("insecure", insecure_tls, 1),
@@ -67,6 +72,8 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("rescan_interval=%d", rescan_interval, 0),
 	OPT("settle_time=%d", settle_time, 0),
 	OPT("files_per_task=%d", files_per_task, 0),
+	OPT("config=%s", config_file, 0),
+	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -79,6 +86,7 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--check-config", KEY_CHECK_CONFIG),
 	FUSE_OPT_END,
 };
 
@@ -86,11 +94,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lzfs [-f] [-o OPTION[,OPTION...]] s3://BUCKET[/PREFIX] MOUNTPOINT\n"
+		"       lzfs [-f] -o mount=NAME[,OPTION...]      (a section of the config file)\n"
+		"       lzfs --check-config [-o config=FILE] [NAME]\n"
 		"\n"
 		"Files written into MOUNTPOINT are kept in the landing directory, streamed to S3\n"
 		"while they are written, verified and registered in the catalog at close().\n"
 		"\n"
 		"lzfs options (see lzfs(8) and lzfs.conf(5)):\n"
+		"  config=FILE            configuration file (/etc/lzfs/lzfs.conf if it exists)\n"
+		"  mount=NAME             its section to use (else the one whose mountpoint matches)\n"
 		"  landing=DIR            local spool directory (required)\n"
 		"  endpoint=URL           S3 endpoint (https://s3.amazonaws.com)\n"
 		"  region=NAME            signing region (us-east-1)\n"
@@ -103,6 +115,9 @@ static void usage(FILE *f)
 		"  mem_limit=SIZE         bytes written but not yet uploaded, all files (256M)\n"
 		"  durability=close|async close() returns when in S3+catalog, or once on local disk\n"
 		"  unlink=delete|keep     whether rm also deletes the S3 object (delete)\n"
+		"  overwrite=version|replace|deny  what rewriting an ingested file does (version)\n"
+		"  retention=keep|evict-after=DURATION|high-watermark=PERCENT\n"
+		"                         when ingested files leave the spool (keep)\n"
 		"  log_level=LEVEL        error, warn, notice, info, debug (info)\n"
 		"  log_file=FILE          append log lines to FILE (else stderr / journal)\n"
 		"  insecure               do not verify TLS certificates\n"
@@ -148,6 +163,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 0;
 	case KEY_VERSION:
 		o->show_version = 1;
+		return 0;
+	case KEY_CHECK_CONFIG:
+		o->check_config = 1;
 		return 0;
 	}
 	return 1;
@@ -269,27 +287,42 @@ int main(int argc, char **argv)
 	struct s3_client *s3 = NULL;
 	struct cat *cat = NULL;
 	struct up_pool *pool = NULL;
+	struct rd_pool *rdpool = NULL;
 	struct land *land = NULL;
 	struct rescan *rescan = NULL;
+	struct svc *wd = NULL;
 	char err[512];
 	struct fuse_cmdline_opts cmd;
 	memset(&cmd, 0, sizeof cmd);
 
 	if (fuse_opt_parse(&args, &o, lzfs_opt_spec, opt_proc) < 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (o.show_version) {
 		printf("lzfs %s (libfuse %s)\n", LZFS_VERSION, fuse_pkgversion());
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.show_help) {
 		usage(stdout);
-		return 0;
+		ret = 0;
+		goto out;
 	}
+	if (o.check_config) {
+		ret = cfg_check_main(&o, argc, argv, stdout, stderr);
+		goto out;
+	}
+	/* The configuration file fills in what the command line leaves out. */
+	if (cfg_merge(&o, argc, argv, &args, err, sizeof err) < 0) {
+		fprintf(stderr, "lzfs: %s\n", err);
+		goto out;
+	}
+	if (o.mountpoint)
+		svc_clear_dead_mount(o.mountpoint);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
-		return 1;
+		goto out;
 	}
 	if (opts_finish(&o, err, sizeof err) < 0) {
 		fprintf(stderr, "lzfs: %s\n", err);
@@ -348,7 +381,7 @@ int main(int argc, char **argv)
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
-	} else if (!cmd.foreground) {
+	} else if (!cmd.foreground || log_journal_wanted()) {
 		log_init("lzfs", o.log_level, 1);
 	}
 
@@ -364,16 +397,25 @@ int main(int argc, char **argv)
 		.bucket = o.bucket,
 		.prefix = o.prefix,
 		.spool_dir = o.landing,
+		.mountpoint = cmd.mountpoint,
 		.durability = o.durability,
 		.unlink_mode = o.unlink_mode,
+		.overwrite = o.overwrite,
+		.evict_after_secs = o.evict_after,
+		.high_watermark = o.high_watermark,
 		.drain_secs = o.drain_timeout,
 		.retry_secs = o.retry_interval,
 	};
+	/* Reads of evicted files: the defaults (8 MiB chunks, 8 workers) with
+	 * the same memory budget as uploads. */
+	struct rd_config rcfg = {.mem_limit = o.mem_limit < (64ull << 20) ? 64ull << 20 : o.mem_limit};
 	if ((rc = s3_client_new(&s3cfg, &s3)) < 0 || (rc = cat_open(o.catalog, CAT_CREATE, &cat)) < 0 ||
-	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
+	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = rd_pool_new(&rcfg, s3, &rdpool)) < 0 ||
+	    (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
 		log_err("start-up failed: %s", strerror(-rc));
 		goto out_unmount;
 	}
+	land_set_reader(land, rdpool);
 	holder = land;
 	if (o.rescan_interval > 0) {
 		struct rescan_config rcfg = {
@@ -412,14 +454,20 @@ int main(int argc, char **argv)
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
 	sd_notify(0, "READY=1\nSTATUS=Mounted");
+	svc_watchdog_start(land, &wd);
 	if (cmd.singlethread) {
-		ret = fuse_loop(fuse) ? 1 : 0;
+		ret = fuse_loop(fuse);
 	} else {
 		struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd,
 					      .max_idle_threads = cmd.max_idle_threads};
-		ret = fuse_loop_mt(fuse, &lc) ? 1 : 0;
+		ret = fuse_loop_mt(fuse, &lc);
 	}
-	sd_notify(0, "STOPPING=1\nSTATUS=Draining uploads");
+	/* The loop returns the signal that ended it: SIGTERM (systemctl stop),
+	 * SIGINT and SIGHUP are an orderly unmount, not a failure. */
+	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
+	/* systemd's stop timeout must cover the drain. */
+	sd_notifyf(0, "STOPPING=1\nSTATUS=Draining uploads\nEXTEND_TIMEOUT_USEC=%llu",
+		   (o.drain_timeout + 30) * 1000000ull);
 	fuse_remove_signal_handlers(se);
 	log_notice("unmounting %s: draining queued uploads (up to %d s)", cmd.mountpoint,
 		   o.drain_timeout);
@@ -431,10 +479,14 @@ out:
 		sig_rescan = NULL;
 		rescan_stop(rescan);
 	}
+	svc_watchdog_detach(wd);
 	if (land)
 		land_close(land);
+	svc_watchdog_stop(wd);
 	if (pool)
 		up_pool_free(pool);
+	if (rdpool)
+		rd_pool_free(rdpool);
 	if (cat)
 		cat_close(cat);
 	if (s3)

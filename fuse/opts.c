@@ -61,6 +61,33 @@ int opt_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int opt_parse_duration(const char *s, int64_t *out)
+{
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	int64_t mul = 1;
+	if (*end) {
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -EINVAL;
+		}
+		if (end[1])
+			return -EINVAL;
+	}
+	if (v > INT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
 /* S3 bucket naming rules (the subset that matters for a URL). */
 static int bucket_ok(const char *b, size_t n)
 {
@@ -119,6 +146,9 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "missing s3://BUCKET[/PREFIX] argument");
 		return -EINVAL;
 	}
+	free(o->bucket); /* a second call (after fixing an option) must not leak */
+	free(o->prefix);
+	o->bucket = o->prefix = NULL;
 	if (opt_parse_url(o->url, &o->bucket, &o->prefix, err, errlen) < 0)
 		return -EINVAL;
 	if (!o->mountpoint) {
@@ -182,6 +212,38 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	if (o->overwrite_s) {
+		if (strcmp(o->overwrite_s, "version") == 0)
+			o->overwrite = LAND_OVERWRITE_VERSION;
+		else if (strcmp(o->overwrite_s, "replace") == 0)
+			o->overwrite = LAND_OVERWRITE_REPLACE;
+		else if (strcmp(o->overwrite_s, "deny") == 0)
+			o->overwrite = LAND_OVERWRITE_DENY;
+		else {
+			snprintf(err, errlen, "overwrite=%s: expected version, replace or deny",
+				 o->overwrite_s);
+			return -EINVAL;
+		}
+	}
+	if (o->retention_s) {
+		const char *r = o->retention_s;
+		char *end;
+		if (strcmp(r, "keep") == 0) {
+			o->evict_after = 0;
+			o->high_watermark = 0;
+		} else if (strncmp(r, "evict-after=", 12) == 0 &&
+			   opt_parse_duration(r + 12, &o->evict_after) == 0 && o->evict_after > 0) {
+			o->high_watermark = 0;
+		} else if (strncmp(r, "high-watermark=", 15) == 0 &&
+			   (o->high_watermark = (int)strtol(r + 15, &end, 10)) > 0 &&
+			   o->high_watermark < 100 && (*end == '\0' || strcmp(end, "%") == 0)) {
+			o->evict_after = 0;
+		} else {
+			snprintf(err, errlen, "retention=%s: expected keep, evict-after=DURATION (e.g. 6h) "
+					      "or high-watermark=PERCENT (1-99)", r);
+			return -EINVAL;
+		}
+	}
 	if (o->log_level_s) {
 		int lv = log_level_parse(o->log_level_s);
 		if (lv < 0) {
@@ -210,7 +272,8 @@ void opts_free(struct lzfs_opts *o)
 {
 	char **strs[] = {&o->url, &o->bucket, &o->prefix, &o->mountpoint, &o->endpoint, &o->region,
 			 &o->credentials, &o->profile, &o->catalog, &o->landing, &o->part_size_s,
-			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->log_level_s, &o->log_file, &o->ca_file};
+			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->overwrite_s, &o->retention_s, &o->log_level_s, &o->log_file, &o->ca_file,
+			 &o->config_file, &o->mount_name};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;

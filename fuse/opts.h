@@ -29,6 +29,11 @@ struct lzfs_opts {
 	int durability;
 	char *unlink_s;
 	int unlink_mode;
+	char *overwrite_s;
+	int overwrite;
+	char *retention_s;
+	int64_t evict_after;     /* seconds, 0 = keep */
+	int high_watermark;      /* percent, 0 = off */
 	char *log_level_s;
 	char *log_file;
 	int log_level;
@@ -42,7 +47,9 @@ struct lzfs_opts {
 	int rescan_interval;     /* seconds between walks of the spool; 0 = no rescanner */
 	int settle_time;         /* seconds a file dropped into the spool must stay unchanged */
 	int files_per_task;      /* files the rescanner hands to an upload worker at once */
-	int show_help, show_version;
+	char *config_file;       /* -o config=FILE (config.h) */
+	char *mount_name;        /* -o mount=NAME: the section of the config file */
+	int show_help, show_version, check_config;
 	int nonopt;              /* positional arguments seen while parsing */
 };
 
@@ -50,6 +57,9 @@ void opts_defaults(struct lzfs_opts *o);
 
 /* "8M", "8MiB", "1G", "5242880", "64k" -> bytes. -EINVAL on junk. */
 int opt_parse_size(const char *s, uint64_t *out);
+
+/* "90", "90s", "15m", "2h", "7d" -> seconds. -EINVAL on junk. */
+int opt_parse_duration(const char *s, int64_t *out);
 
 /* "s3://bucket/some/prefix/" -> bucket "bucket", prefix "some/prefix".
  * Rejects a missing bucket, an invalid bucket name, "." or ".." in the

@@ -109,8 +109,7 @@ static void put_obj(struct lsopt *l, const struct cat_obj *o)
 	}
 	ctl_put_name(f, name);
 	if (l->versions)
-		printf("%s v%d%s", l->lng ? "" : " ", o->version,
-		       o->current ? "" : " (older)");
+		printf(" v%d%s", o->version, o->current ? "" : " (older)");
 	if (l->lng && o->symlink) {
 		fputs(" -> ", f);
 		ctl_put_name(f, o->symlink);

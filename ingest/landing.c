@@ -24,7 +24,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
+#include "mpulog.h"
+#include "reader.h"
 
 #define NODE_BUCKETS 256
 
@@ -39,6 +42,7 @@ struct node {
 	struct up_stream *st;     /* streaming upload of the current content */
 	int st_fd;
 	char *st_key;
+	char *st_mpu_id;          /* multipart upload of the stream, once created */
 	pthread_mutex_t idmu;
 	int64_t obj_id;           /* row of the version being written, 0 if none */
 	int obj_uploading;        /* that row is in state uploading */
@@ -48,25 +52,31 @@ struct node {
 struct land_fh {
 	struct land *l;
 	struct node *n;
-	int fd;
+	int fd;                   /* spool file, or -1 when reading from S3 */
 	int flags;
+	struct rd_reader *rd;     /* an evicted file read from S3 */
+	struct stat rd_st;
 };
 
 struct work {
 	struct work *next;
 	struct node *n;           /* commit this node (durability=async), or */
-	int64_t obj_id;           /* upload this pending row from the spool */
+	int64_t obj_id;           /* upload this pending row from the spool, or */
+	int orphans;              /* abort leftover multipart uploads, or */
+	int evict;                /* run the retention policy */
 	struct timespec due;
 	int attempts;
 };
 
 struct land {
 	struct land_config cfg;
-	char *bucket, *prefix, *spool_dir;
+	char *bucket, *prefix, *spool_dir, *mountpoint;
 	struct s3_client *s3;
 	struct cat *cat;
 	struct up_pool *pool;
 	int rootfd;
+	struct mpl *mpl;
+	struct rd_pool *rd;
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -83,6 +93,9 @@ struct land {
 	pthread_mutex_t smu;
 	struct land_stats stats;
 };
+
+static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id);
+static void obj_stat(const struct cat_obj *o, struct stat *st);
 
 /* ---------- small helpers ---------- */
 
@@ -227,6 +240,7 @@ static void node_put(struct land *l, struct node *n)
 	pthread_mutex_destroy(&n->mu);
 	pthread_mutex_destroy(&n->idmu);
 	free(n->st_key);
+	free(n->st_mpu_id);
 	free(n->path);
 	free(n);
 }
@@ -353,6 +367,11 @@ static void hook_created(void *arg, const char *upload_id)
 {
 	struct node *n = arg;
 	int64_t id;
+	mpl_add(n->l->mpl, n->st_key, upload_id, n);
+	pthread_mutex_lock(&n->idmu);
+	free(n->st_mpu_id);
+	n->st_mpu_id = strdup(upload_id);
+	pthread_mutex_unlock(&n->idmu);
 	if (node_ensure_row(n->l, n, n->st_fd, &id) != 0)
 		return; /* logged by the catalog; the upload goes on, registration at close */
 	pthread_mutex_lock(&n->idmu);
@@ -412,11 +431,97 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		l->stats.files_ingested++;
 		l->stats.bytes_ingested += res->size;
 		pthread_mutex_unlock(&l->smu);
-		log_info("ingested %s -> s3://%s/%s (%llu bytes, sha256 %s)", path, l->bucket, key,
-			 (unsigned long long)res->size, res->sha256);
+		log_file_event(LZ_INFO, path, key, (long long)res->size, -1, 0,
+			       "ingested %s -> s3://%s/%s (%llu bytes, sha256 %s)", path, l->bucket, key,
+			       (unsigned long long)res->size, res->sha256);
 	}
 	free(path);
 	return rc;
+}
+
+/* ---------- multipart uploads to settle ---------- */
+
+/* Hooks of up_file(): journal the upload it creates, keep its id. */
+struct file_hook {
+	struct land *l;
+	struct node *n;          /* for part_done into the catalog, may be NULL */
+	const void *owner;
+	const char *key;
+	char *id;
+};
+
+static void hook_file_created(void *arg, const char *upload_id)
+{
+	struct file_hook *h = arg;
+	mpl_add(h->l->mpl, h->key, upload_id, h->owner);
+	free(h->id);
+	h->id = strdup(upload_id);
+}
+
+static void hook_file_part_done(void *arg, int part_number, const char *etag, uint64_t size)
+{
+	struct file_hook *h = arg;
+	if (h->n)
+		hook_part_done(h->n, part_number, etag, size);
+}
+
+static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts);
+
+static void queue_special(struct land *l, int orphans, int evict, int delay_ms)
+{
+	struct work *w = calloc(1, sizeof *w);
+	if (!w)
+		return;
+	w->orphans = orphans;
+	w->evict = evict;
+	now_plus(&w->due, delay_ms);
+	pthread_mutex_lock(&l->qmu);
+	w->next = l->queue;
+	l->queue = w;
+	l->qlen++;
+	pthread_cond_signal(&l->qcv);
+	pthread_mutex_unlock(&l->qmu);
+}
+
+/* How often retention looks: a quarter of evict-after (1 s .. 60 s), or
+ * every 30 s for a fill level. */
+static int evict_interval_ms(struct land *l)
+{
+	int64_t ms = l->cfg.evict_after_secs > 0 ? l->cfg.evict_after_secs * 250 : 30000;
+	return (int)(ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms);
+}
+
+static void evict_pass(struct land *l);
+
+struct settle_ctx {
+	struct land *l;
+	const char *ok_id;
+	int left;
+};
+
+static int settle_one(const char *key, const char *upload_id, void *arg)
+{
+	struct settle_ctx *c = arg;
+	if (c->ok_id && strcmp(upload_id, c->ok_id) == 0)
+		return 1; /* completed */
+	if (s3_mpu_abort(c->l->s3, key, upload_id, NULL) == 0)
+		return 1;
+	c->left++;
+	return 0;
+}
+
+/* After a commit (or a failed one): every multipart upload the owner
+ * created but did not complete is aborted; those S3 does not confirm stay
+ * in the journal and the background thread tries again. */
+static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
+{
+	struct settle_ctx c = {.l = l, .ok_id = ok_id};
+	mpl_settle(l->mpl, owner, settle_one, &c);
+	if (c.left) {
+		log_warn("%d multipart upload(s) could not be aborted now; retrying in the background",
+			 c.left);
+		queue_special(l, 1, 0, l->cfg.retry_secs * 1000);
+	}
 }
 
 /* ---------- background work ---------- */
@@ -442,6 +547,12 @@ static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay
 }
 
 static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
+
+/* S3 refused the object itself (a key it cannot store): retrying cannot
+ * help, so the row becomes `failed` with the reason, and the file stays in
+ * the spool for an admin to rename or fetch. Everything else (outages,
+ * throttling, credentials being rotated, a missing bucket) is retried. */
+static int permanent(int rc) { return rc == -EINVAL || rc == -ENAMETOOLONG; }
 
 /* Uploads a pending row from its spool file (retries, recovery). */
 static int retry_row(struct land *l, int64_t id)
@@ -470,9 +581,16 @@ static int retry_row(struct land *l, int64_t id)
 		return 0;
 	}
 	struct up_result res;
+	int owner;
+	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
+	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
 	if (rc == 0)
-		rc = up_file(l->pool, fd, o.key, &put_opts, NULL, &res);
+		rc = preserve_previous(l, o.path, o.key, id);
+	if (rc == 0)
+		rc = up_file(l->pool, fd, o.key, &put_opts, &hooks, &res);
+	settle_uploads(l, &owner, rc == 0 ? fh.id : NULL);
+	free(fh.id);
 	if (rc == 0) {
 		rc = cat_obj_set_ingested(l->cat, id, (int64_t)res.size, res.sha256, res.etag);
 		if (rc == 0) {
@@ -482,9 +600,15 @@ static int retry_row(struct land *l, int64_t id)
 			l->stats.files_from_spool++;
 			l->stats.bytes_ingested += res.size;
 			pthread_mutex_unlock(&l->smu);
-			log_info("ingested %s -> s3://%s/%s (%llu bytes, from the spool, sha256 %s)",
-				 o.path, l->bucket, o.key, (unsigned long long)res.size, res.sha256);
+			log_file_event(LZ_INFO, o.path, o.key, (long long)res.size, -1, 0,
+				       "ingested %s -> s3://%s/%s (%llu bytes, from the spool, sha256 %s)",
+				       o.path, l->bucket, o.key, (unsigned long long)res.size, res.sha256);
 		}
+	} else if (permanent(rc)) {
+		log_err("%s: S3 refuses s3://%s/%s (%s); marked failed, the file stays in the spool",
+			o.path, l->bucket, o.key, strerror(-rc));
+		cat_obj_set_failed(l->cat, id, strerror(-rc));
+		rc = 0;
 	} else {
 		cat_obj_set_pending(l->cat, id, strerror(-rc));
 	}
@@ -538,7 +662,12 @@ static void *land_thread(void *arg)
 		l->qlen--;
 		pthread_mutex_unlock(&l->qmu);
 
-		if (w->n) {
+		if (w->orphans) {
+			settle_uploads(l, NULL, NULL);
+		} else if (w->evict) {
+			evict_pass(l);
+			queue_special(l, 0, 1, evict_interval_ms(l));
+		} else if (w->n) {
 			pthread_mutex_lock(&w->n->mu);
 			commit_sync(l, w->n);
 			pthread_mutex_unlock(&w->n->mu);
@@ -605,6 +734,7 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	l->bucket = strdup(cfg->bucket);
 	l->prefix = strdup(cfg->prefix ? cfg->prefix : "");
 	l->spool_dir = strdup(cfg->spool_dir);
+	l->mountpoint = cfg->mountpoint ? strdup(cfg->mountpoint) : NULL;
 	l->s3 = s3;
 	l->cat = cat;
 	l->pool = pool;
@@ -623,16 +753,37 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 		log_err("landing directory %s: %s", cfg->spool_dir, strerror(errno));
 		goto fail;
 	}
+	char *jfile = NULL;
+	if (asprintf(&jfile, "%s/%s/uploads", cfg->spool_dir, LAND_RESERVED) < 0) {
+		rc = -ENOMEM;
+		close(l->rootfd);
+		goto fail;
+	}
+	rc = mpl_open(jfile, &l->mpl);
+	free(jfile);
+	if (rc < 0) {
+		close(l->rootfd);
+		goto fail;
+	}
+	if (mpl_count(l->mpl) > 0)
+		log_notice("recovery: %d multipart upload(s) from before are aborted in the background",
+			   mpl_count(l->mpl));
 	rc = pthread_create(&l->thread, NULL, land_thread, l);
 	if (rc) {
 		rc = -rc;
+		mpl_close(l->mpl);
 		close(l->rootfd);
 		goto fail;
 	}
 	cat_unfinished(cat, queue_unfinished, l);
+	if (mpl_count(l->mpl) > 0)
+		queue_special(l, 1, 0, 0);
+	if (l->cfg.evict_after_secs > 0 || l->cfg.high_watermark > 0)
+		queue_special(l, 0, 1, evict_interval_ms(l));
 	*out = l;
 	return 0;
 fail:
+	free(l->mountpoint);
 	free(l->bucket);
 	free(l->prefix);
 	free(l->spool_dir);
@@ -663,14 +814,17 @@ void land_close(struct land *l)
 			if (n->st_fd >= 0)
 				close(n->st_fd);
 			free(n->st_key);
+			free(n->st_mpu_id);
 			free(n->path);
 			free(n);
 		}
 	}
 	close(l->rootfd);
+	mpl_close(l->mpl);
 	free(l->bucket);
 	free(l->prefix);
 	free(l->spool_dir);
+	free(l->mountpoint);
 	free(l);
 }
 
@@ -687,6 +841,72 @@ void land_get_stats(struct land *l, struct land_stats *out)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* ---------- versions ---------- */
+
+struct prev_ctx {
+	int64_t skip_id;
+	const char *key;
+	int64_t id;
+	int version;
+};
+
+static int find_prev(const struct cat_obj *o, void *arg)
+{
+	struct prev_ctx *c = arg;
+	if (o->id == c->skip_id || o->state != CAT_INGESTED || o->symlink || strcmp(o->key, c->key))
+		return 0;
+	c->id = o->id;
+	c->version = o->version;
+	return 1;
+}
+
+/* Before new content replaces `key` in S3 (overwrite=version): the newest
+ * ingested version of path still stored at that key (other than the one
+ * being written, my_id) is copied server-side to a versions key and its
+ * row points there. If the copy fails the overwrite must not happen: the
+ * caller keeps the new content in the spool and retries. */
+static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id)
+{
+	if (l->cfg.overwrite != LAND_OVERWRITE_VERSION)
+		return 0;
+	struct prev_ctx c = {.skip_id = my_id, .key = key};
+	cat_obj_versions(l->cat, path, find_prev, &c);
+	if (!c.id)
+		return 0;
+	char *vkey = NULL;
+	if (asprintf(&vkey, "%s%s%s/%s.v%d", l->prefix, l->prefix[0] ? "/" : "", LAND_VERSIONS, path,
+		     c.version) < 0)
+		return -ENOMEM;
+	char etag[S3_ETAG_MAX];
+	int rc = s3_copy_object(l->s3, key, vkey, etag, NULL);
+	if (rc == 0)
+		rc = cat_obj_rename(l->cat, c.id, path, vkey);
+	if (rc == 0) {
+		stat_add(l, &l->stats.versions_kept, 1);
+		log_info("%s: version %d kept as s3://%s/%s", path, c.version, l->bucket, vkey);
+	} else {
+		log_err("%s: cannot keep version %d before overwriting it (%s); the new content waits "
+			"in the spool", path, c.version, strerror(-rc));
+	}
+	free(vkey);
+	return rc;
+}
+
+/* overwrite=deny: an ingested file is read-only. */
+static int denied(struct land *l, const char *path, const char *what)
+{
+	if (l->cfg.overwrite != LAND_OVERWRITE_DENY)
+		return 0;
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return 0;
+	int ing = o.state == CAT_INGESTED;
+	cat_obj_clear(&o);
+	if (ing)
+		log_notice("%s: %s refused: ingested files are read-only (overwrite=deny)", path, what);
+	return ing ? -EACCES : 0;
+}
+
 /* ---------- commit: the end of a version ---------- */
 
 static void stream_drop(struct node *n)
@@ -701,6 +921,10 @@ static void stream_drop(struct node *n)
 	}
 	free(n->st_key);
 	n->st_key = NULL;
+	pthread_mutex_lock(&n->idmu);
+	free(n->st_mpu_id);
+	n->st_mpu_id = NULL;
+	pthread_mutex_unlock(&n->idmu);
 }
 
 /* Starts streaming the node's content from offset 0 (new or truncated
@@ -741,6 +965,7 @@ static int commit_sync(struct land *l, struct node *n)
 		return 0;
 	if (n->unlinked) {
 		stream_drop(n);
+		settle_uploads(l, n, NULL);
 		pthread_mutex_lock(&n->idmu);
 		if (n->obj_id)
 			cat_obj_set_deleted(l->cat, n->obj_id, "unlinked while being written");
@@ -757,10 +982,19 @@ static int commit_sync(struct land *l, struct node *n)
 	}
 	struct up_result res;
 	int rc;
+	char *ok_id = NULL; /* the multipart upload that became the object */
+	if (n->st && !up_stream_broken(n->st) &&
+	    (rc = preserve_previous(l, path, n->st_key, n->obj_id)) < 0) {
+		stream_drop(n); /* the stream would replace an unsaved version */
+	}
 	if (n->st && !up_stream_broken(n->st)) {
 		struct up_stream *st = n->st;
 		n->st = NULL;
 		rc = up_stream_finish(st, &res);
+		pthread_mutex_lock(&n->idmu);
+		if (rc == 0 && n->st_mpu_id)
+			ok_id = strdup(n->st_mpu_id);
+		pthread_mutex_unlock(&n->idmu);
 		if (rc == 0 && strcmp(n->st_key, key) != 0) {
 			/* Renamed while being written: the upload went to the old name. */
 			rc = s3_move(l, n->st_key, key);
@@ -775,6 +1009,8 @@ static int commit_sync(struct land *l, struct node *n)
 		}
 		log_warn("%s: streamed upload did not complete (%s); uploading from the spool", path,
 			 strerror(-rc));
+		free(ok_id);
+		ok_id = NULL;
 	}
 	stream_drop(n);
 
@@ -793,8 +1029,17 @@ static int commit_sync(struct land *l, struct node *n)
 		if (!n->obj_uploading && cat_obj_set_uploading(l->cat, id, NULL) == 0)
 			n->obj_uploading = 1;
 		pthread_mutex_unlock(&n->idmu);
-		struct up_hooks hooks = {.part_done = hook_part_done, .arg = n};
-		rc = up_file(l->pool, fd, key, &put_opts, &hooks, &res);
+		struct file_hook fhk = {.l = l, .n = n, .owner = n, .key = key};
+		struct up_hooks hooks = {.created = hook_file_created,
+					 .part_done = hook_file_part_done,
+					 .arg = &fhk};
+		rc = preserve_previous(l, path, key, id);
+		if (rc == 0)
+			rc = up_file(l->pool, fd, key, &put_opts, &hooks, &res);
+		if (rc == 0)
+			ok_id = fhk.id;
+		else
+			free(fhk.id);
 		if (rc == 0 && (rc = node_register(l, n, fd, key, &res)) == 0) {
 			stat_add(l, &l->stats.files_from_spool, 1);
 			n->dirty = 0;
@@ -814,14 +1059,22 @@ static int commit_sync(struct land *l, struct node *n)
 	close(fd);
 	pthread_mutex_lock(&n->idmu);
 	id = n->obj_id;
-	if (id)
+	if (id && permanent(rc))
+		cat_obj_set_failed(l->cat, id, strerror(-rc));
+	else if (id)
 		cat_obj_set_pending(l->cat, id, strerror(-rc));
 	n->obj_id = 0;
 	n->obj_uploading = 0;
 	pthread_mutex_unlock(&n->idmu);
-	if (id) {
-		log_warn("%s: not in S3 yet (%s); kept in the spool, pending, retrying in the background",
-			 path, strerror(-rc));
+	if (id && permanent(rc)) {
+		log_err("%s: S3 refuses s3://%s/%s (%s); marked failed, the file stays in the spool",
+			path, l->bucket, key, strerror(-rc));
+		n->dirty = 0;
+		rc = 0;
+	} else if (id) {
+		log_file_event(LZ_WARN, path, key, -1, -1, rc,
+			       "%s: not in S3 yet (%s); kept in the spool, pending, retrying in the "
+			       "background", path, strerror(-rc));
 		queue_push(l, NULL, id, l->cfg.retry_secs * 1000, 0);
 		stat_add(l, &l->stats.files_parked, 1);
 		n->dirty = 0;
@@ -832,6 +1085,8 @@ static int commit_sync(struct land *l, struct node *n)
 		rc = 0;
 	}
 out:
+	settle_uploads(l, n, ok_id);
+	free(ok_id);
 	free(key);
 	free(path);
 	return rc;
@@ -841,24 +1096,29 @@ out:
 
 static int is_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 
-static int fh_new(struct land *l, const char *path, int fd, int flags, struct land_fh **out)
+/* A handle on node n (whose reference it takes over) and spool fd. */
+static int fh_new(struct land *l, struct node *n, int fd, int flags, struct land_fh **out)
 {
 	struct land_fh *fh = calloc(1, sizeof *fh);
 	if (!fh)
 		return -ENOMEM;
 	fh->l = l;
+	fh->n = n;
 	fh->fd = fd;
 	fh->flags = flags;
-	fh->n = node_get(l, path, 1);
-	if (!fh->n) {
-		free(fh);
-		return -ENOMEM;
-	}
 	pthread_mutex_lock(&l->lock);
 	l->open_files++;
 	pthread_mutex_unlock(&l->lock);
 	*out = fh;
 	return 0;
+}
+
+/* The node exists before the spool file is opened, so the eviction pass
+ * (which checks for a node and unlinks under land->lock) never removes a
+ * file between our open and our bookkeeping. */
+static struct node *node_for_open(struct land *l, const char *path)
+{
+	return node_get(l, path, 1);
 }
 
 int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t uid, gid_t gid,
@@ -867,19 +1127,26 @@ int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t 
 	if (reserved(path))
 		return -EPERM;
 	int oflags = (flags & ~(O_APPEND | O_CREAT | O_EXCL | O_TRUNC | O_ACCMODE)) | O_RDWR | O_NOFOLLOW;
+	struct node *n = node_for_open(l, path);
+	if (!n)
+		return -ENOMEM;
 	int fd = open_beneath(l, path, oflags | O_CREAT | O_EXCL, mode);
-	if (fd == -EEXIST && !(flags & O_EXCL))
+	if (fd == -EEXIST && !(flags & O_EXCL)) {
+		node_put(l, n);
 		return land_open_file(l, path, flags, out);
-	if (fd < 0)
-		return fd;
-	if (geteuid() == 0 && fchown(fd, uid, gid) < 0)
-		log_warn("%s: cannot set owner %u:%u: %s", path, uid, gid, strerror(errno));
-	int rc = fh_new(l, path, fd, flags, out);
+	}
+	int rc = fd;
+	if (fd >= 0) {
+		if (geteuid() == 0 && fchown(fd, uid, gid) < 0)
+			log_warn("%s: cannot set owner %u:%u: %s", path, uid, gid, strerror(errno));
+		rc = fh_new(l, n, fd, flags, out);
+		if (rc < 0)
+			close(fd);
+	}
 	if (rc < 0) {
-		close(fd);
+		node_put(l, n);
 		return rc;
 	}
-	struct node *n = (*out)->n;
 	pthread_mutex_lock(&n->mu);
 	n->writers++;
 	n->unlinked = 0;
@@ -887,6 +1154,94 @@ int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t 
 	stream_start(l, n, path);
 	pthread_mutex_unlock(&n->mu);
 	return 0;
+}
+
+/* An ingested file whose spool copy retention removed: fetch it back into
+ * the spool (through .lzfs/fetch, renamed into place when complete and
+ * checked against the catalog's SHA-256), with the catalog's attributes,
+ * so that it can be opened like any local file. */
+static int rehydrate(struct land *l, const char *path)
+{
+	struct cat_obj o;
+	int rc = cat_obj_get(l->cat, path, &o);
+	if (rc < 0)
+		return -ENOENT;
+	if (o.state != CAT_INGESTED || o.symlink) {
+		cat_obj_clear(&o);
+		return -ENOENT;
+	}
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s/fetch.%lld", LAND_RESERVED, (long long)o.id);
+	int fd = openat(l->rootfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	struct s3_object_info info;
+	memset(&info, 0, sizeof info);
+	rc = s3_get_object_fd(l->s3, o.key, fd, &info, NULL);
+	s3_object_info_clear(&info);
+	unsigned char md[32];
+	char hex[65];
+	if (rc == 0 && (rc = hash_fd(HASH_SHA256, fd, 0, (uint64_t)o.size, md)) == 0) {
+		hash_hex(md, sizeof md, hex);
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_size != o.size || strcmp(hex, o.sha256) != 0) {
+			log_err("%s: s3://%s/%s does not match the catalog (size or SHA-256); not "
+				"restoring it", path, l->bucket, o.key);
+			rc = -EIO;
+		}
+	}
+	if (rc == 0) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_sec = o.mtime_ns / 1000000000,
+					  .tv_nsec = o.mtime_ns % 1000000000}};
+		if (fchmod(fd, o.mode & 07777) < 0 || (geteuid() == 0 && fchown(fd, o.uid, o.gid) < 0) ||
+		    fsync(fd) < 0 || futimens(fd, ts) < 0)
+			rc = -errno;
+	}
+	close(fd);
+	if (rc == 0) {
+		const char *name;
+		int dfd = open_parent(l, path, &name);
+		if (dfd < 0)
+			rc = dfd;
+		else {
+			/* RENAME_NOREPLACE: a file that appeared meanwhile wins. */
+			if (renameat2(l->rootfd, tmp, dfd, name, RENAME_NOREPLACE) < 0 && errno != EEXIST)
+				rc = -errno;
+			close(dfd);
+		}
+	}
+	if (rc == 0)
+		log_info("%s: restored from s3://%s/%s into the spool", path, l->bucket, o.key);
+	unlinkat(l->rootfd, tmp, 0);
+out:
+	cat_obj_clear(&o);
+	return rc;
+}
+
+void land_set_reader(struct land *l, struct rd_pool *rd) { l->rd = rd; }
+
+/* A read-only handle on an evicted file: reads stream from S3. */
+static int open_remote(struct land *l, struct node *n, const char *path, int flags,
+		       struct land_fh **out)
+{
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return -ENOENT;
+	int rc = -ENOENT;
+	struct rd_reader *rd = NULL;
+	if (o.state == CAT_INGESTED && !o.symlink)
+		rc = rd_open(l->rd, o.key, (uint64_t)o.size, o.etag[0] ? o.etag : NULL, 0, &rd);
+	if (rc == 0 && (rc = fh_new(l, n, -1, flags, out)) == 0) {
+		(*out)->rd = rd;
+		obj_stat(&o, &(*out)->rd_st);
+	} else if (rd) {
+		rd_close(rd);
+	}
+	cat_obj_clear(&o);
+	return rc;
 }
 
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **out)
@@ -897,16 +1252,29 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 	 * never O_APPEND: appends are placed at the size under node->mu. */
 	int oflags = (flags & ~(O_APPEND | O_CREAT | O_EXCL | O_TRUNC | O_ACCMODE)) | O_NOFOLLOW;
 	oflags |= is_write(flags) ? O_RDWR : O_RDONLY;
+	int rc;
+	if (is_write(flags) && (rc = denied(l, path, "opening for writing")) < 0)
+		return rc;
+	struct node *n = node_for_open(l, path);
+	if (!n)
+		return -ENOMEM;
 	int fd = open_beneath(l, path, oflags, 0);
-	if (fd < 0)
-		return fd;
-	int rc = fh_new(l, path, fd, flags, out);
-	if (rc < 0) {
+	if (fd == -ENOENT && !is_write(flags) && l->rd) {
+		rc = open_remote(l, n, path, flags, out);
+		if (rc < 0)
+			node_put(l, n);
+		return rc;
+	}
+	if (fd == -ENOENT && rehydrate(l, path) == 0)
+		fd = open_beneath(l, path, oflags, 0);
+	rc = fd;
+	if (fd >= 0 && (rc = fh_new(l, n, fd, flags, out)) < 0)
 		close(fd);
+	if (rc < 0) {
+		node_put(l, n);
 		return rc;
 	}
 	if (is_write(flags)) {
-		struct node *n = (*out)->n;
 		pthread_mutex_lock(&n->mu);
 		n->writers++;
 		n->unlinked = 0;
@@ -929,6 +1297,8 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 
 ssize_t land_read(struct land_fh *fh, char *buf, size_t size, off_t off)
 {
+	if (fh->rd)
+		return rd_read(fh->rd, buf, size, (uint64_t)off);
 	ssize_t r = pread(fh->fd, buf, size, off);
 	return r < 0 ? -errno : r;
 }
@@ -969,7 +1339,38 @@ ssize_t land_write(struct land_fh *fh, const char *buf, size_t size, off_t off)
 	return (ssize_t)done;
 }
 
-int land_flush(struct land_fh *fh)
+/* Does process pid still hold an fd on node n's file in the mount? */
+static int pid_has_file_open(struct land *l, pid_t pid, struct node *n)
+{
+	if (pid <= 0 || !l->mountpoint)
+		return 0;
+	char *path = node_path(l, n);
+	char *want = NULL;
+	if (!path || asprintf(&want, "%s/%s", l->mountpoint, path) < 0) {
+		free(path);
+		return 0;
+	}
+	free(path);
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	int found = 0;
+	struct dirent *de;
+	while (d && !found && (de = readdir(d))) {
+		char link[PATH_MAX];
+		ssize_t r = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (r <= 0)
+			continue;
+		link[r] = '\0';
+		found = strcmp(link, want) == 0;
+	}
+	if (d)
+		closedir(d);
+	free(want);
+	return found;
+}
+
+int land_flush(struct land_fh *fh, pid_t pid)
 {
 	if (!is_write(fh->flags))
 		return 0;
@@ -977,6 +1378,17 @@ int land_flush(struct land_fh *fh)
 	struct node *n = fh->n;
 	int rc = 0;
 	pthread_mutex_lock(&n->mu);
+	struct stat st;
+	if (n->dirty && fstat(fh->fd, &st) == 0 && st.st_size == 0 &&
+	    pid_has_file_open(l, pid, n)) {
+		/* A shell opens a redirect target, dup2()s it and closes the
+		 * first fd: that flush comes before any byte, with the file
+		 * still open on another fd of the same process. Committing an
+		 * empty version now would be undone by the real content a
+		 * moment later; the last flush or the release commits it. */
+		pthread_mutex_unlock(&n->mu);
+		return 0;
+	}
 	if (n->dirty && !n->unlinked && l->cfg.durability == LAND_DUR_ASYNC) {
 		if (fsync(fh->fd) < 0) {
 			rc = -errno;
@@ -1004,7 +1416,7 @@ int land_fsync(struct land_fh *fh, int datasync)
 		return 0;
 	if ((datasync ? fdatasync(fh->fd) : fsync(fh->fd)) < 0)
 		return -errno;
-	return land_flush(fh);
+	return land_flush(fh, 0);
 }
 
 int land_release(struct land_fh *fh)
@@ -1015,13 +1427,16 @@ int land_release(struct land_fh *fh)
 	if (is_write(fh->flags)) {
 		pthread_mutex_lock(&n->mu);
 		n->writers--;
-		/* Written after the last flush (rare: writes through a dup'ed
-		 * fd after another close): commit now, nobody waits. */
-		if (n->dirty && n->writers == 0 && l->cfg.durability == LAND_DUR_CLOSE)
+		/* Left dirty by flush (an empty file) or written after the last
+		 * flush through another fd: commit now, nobody waits. */
+		if (n->dirty && n->writers == 0)
 			rc = commit_sync(l, n);
 		pthread_mutex_unlock(&n->mu);
 	}
-	close(fh->fd);
+	if (fh->rd)
+		rd_close(fh->rd);
+	if (fh->fd >= 0)
+		close(fh->fd);
 	pthread_mutex_lock(&l->lock);
 	l->open_files--;
 	pthread_mutex_unlock(&l->lock);
@@ -1032,10 +1447,48 @@ int land_release(struct land_fh *fh)
 
 int land_fgetattr(struct land_fh *fh, struct stat *st)
 {
+	if (fh->rd) {
+		*st = fh->rd_st;
+		return 0;
+	}
 	return fstat(fh->fd, st) < 0 ? -errno : 0;
 }
 
 /* ---------- namespace ---------- */
+
+/* stat of an ingested object that is only in S3 (retention removed the
+ * spool copy): from the catalog, without an S3 request. */
+static void obj_stat(const struct cat_obj *o, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	/* Inode numbers outside any local filesystem's range (readdir skips 0). */
+	st->st_ino = (ino_t)(0x4000000000000000ull | (uint64_t)o->id);
+	st->st_mode = (o->mode & S_IFMT) ? o->mode : (S_IFREG | (o->mode & 07777));
+	st->st_nlink = 1;
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_size = o->size;
+	st->st_blksize = 4096;
+	st->st_blocks = 0; /* nothing local */
+	st->st_mtim.tv_sec = o->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = o->mtime_ns % 1000000000;
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+static int cat_stat(struct land *l, const char *path, struct stat *st)
+{
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return -ENOENT;
+	int rc = -ENOENT;
+	if (o.state == CAT_INGESTED && !o.symlink) {
+		obj_stat(&o, st);
+		rc = 0;
+	}
+	cat_obj_clear(&o);
+	return rc;
+}
 
 int land_getattr(struct land *l, const char *path, struct stat *st)
 {
@@ -1046,10 +1499,45 @@ int land_getattr(struct land *l, const char *path, struct stat *st)
 	const char *name;
 	int dfd = open_parent(l, path, &name);
 	if (dfd < 0)
-		return dfd;
+		return dfd == -ENOENT ? cat_stat(l, path, st) : dfd;
 	int rc = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	close(dfd);
+	if (rc == -ENOENT)
+		rc = cat_stat(l, path, st);
 	return rc;
+}
+
+struct list_ctx {
+	int dfd;
+	int (*fill)(void *arg, const char *name, const struct stat *st);
+	void *arg;
+	int stop;
+};
+
+/* Catalog children that the spool directory does not hold (evicted). */
+static int list_evicted(const struct cat_coll *c, const struct cat_obj *o, void *arg)
+{
+	struct list_ctx *x = arg;
+	const char *p = o ? o->path : c->path;
+	const char *name = strrchr(p, '/');
+	name = name ? name + 1 : p;
+	struct stat st;
+	if (x->dfd >= 0 && fstatat(x->dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0; /* listed from the spool already */
+	if (o) {
+		if (o->state != CAT_INGESTED || o->symlink)
+			return 0;
+		obj_stat(o, &st);
+	} else {
+		memset(&st, 0, sizeof st);
+		st.st_ino = (ino_t)(0x2000000000000000ull | (uint64_t)c->id);
+		st.st_mode = S_IFDIR | (c->mode & 07777);
+	}
+	if (x->fill(x->arg, name, &st)) {
+		x->stop = 1;
+		return 1;
+	}
+	return 0;
 }
 
 int land_readdir(struct land *l, const char *path,
@@ -1060,22 +1548,137 @@ int land_readdir(struct land *l, const char *path,
 	int fd = open_beneath(l, path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
 		close(fd);
+		if (dfd >= 0)
+			close(dfd);
 		return -e;
 	}
 	struct dirent *de;
+	int stop = 0;
 	while ((de = readdir(d))) {
 		if (!path[0] && strcmp(de->d_name, LAND_RESERVED) == 0)
 			continue;
 		struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type)};
-		if (fill(arg, de->d_name, &st))
+		if (fill(arg, de->d_name, &st)) {
+			stop = 1;
 			break;
+		}
 	}
 	closedir(d);
+	if (!stop) {
+		struct list_ctx x = {.dfd = dfd, .fill = fill, .arg = arg};
+		cat_list(l->cat, path, list_evicted, &x);
+	}
+	if (dfd >= 0)
+		close(dfd);
 	return 0;
+}
+
+/* ---------- retention ---------- */
+
+struct cand {
+	int64_t id, size, mtime_ns, ingest_ns;
+	char *path;
+};
+
+struct cand_list {
+	struct cand *v;
+	size_t n, cap;
+};
+
+static int collect_cand(const struct cat_obj *o, void *arg)
+{
+	struct cand_list *c = arg;
+	if (o->symlink || !o->current)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct cand *v = realloc(c->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	struct cand *x = &c->v[c->n];
+	if (!(x->path = strdup(o->path)))
+		return -ENOMEM;
+	x->id = o->id;
+	x->size = o->size;
+	x->mtime_ns = o->mtime_ns;
+	x->ingest_ns = o->ingest_ns;
+	c->n++;
+	return 0;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	return x->ingest_ns < y->ingest_ns ? -1 : x->ingest_ns > y->ingest_ns;
+}
+
+static int spool_fill_percent(struct land *l)
+{
+	struct statvfs v;
+	if (fstatvfs(l->rootfd, &v) < 0 || v.f_blocks == 0)
+		return 0;
+	return (int)(100 - (v.f_bavail * 100) / v.f_blocks);
+}
+
+/* Removes spool copies of ingested files by the retention policy, oldest
+ * ingest first: never a file that is open or queued, never one whose spool
+ * copy differs from what the catalog says was ingested (size and mtime),
+ * never one that is not `ingested` (which means uploaded and verified). */
+static void evict_pass(struct land *l)
+{
+	struct cand_list c = {0};
+	struct cat_query q;
+	cat_query_init(&q);
+	q.state = CAT_INGESTED;
+	cat_find(l->cat, &q, collect_cand, &c);
+	qsort(c.v, c.n, sizeof *c.v, cand_cmp);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ns = ts_ns(&now);
+	int evicted = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		struct cand *x = &c.v[i];
+		if (l->cfg.evict_after_secs > 0 &&
+		    now_ns - x->ingest_ns < l->cfg.evict_after_secs * 1000000000)
+			break; /* sorted: the rest are younger */
+		if (l->cfg.high_watermark > 0 && spool_fill_percent(l) < l->cfg.high_watermark)
+			break;
+		const char *name;
+		int dfd = open_parent(l, x->path, &name);
+		if (dfd < 0)
+			continue;
+		struct stat st;
+		pthread_mutex_lock(&l->lock);
+		unsigned h = hash_path(x->path);
+		int busy = 0;
+		for (struct node *n = l->nodes[h]; n; n = n->next)
+			busy |= strcmp(n->path, x->path) == 0;
+		if (!busy && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size == x->size && ts_ns(&st.st_mtim) == x->mtime_ns &&
+		    unlinkat(dfd, name, 0) == 0) {
+			evicted++;
+			pthread_mutex_unlock(&l->lock);
+			cat_event_add(l->cat, x->id, x->path, "evicted", "spool copy removed by retention");
+		} else {
+			pthread_mutex_unlock(&l->lock);
+		}
+		close(dfd);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].path);
+	free(c.v);
+	if (evicted) {
+		stat_add(l, &l->stats.files_evicted, (uint64_t)evicted);
+		log_info("retention: %d ingested file(s) removed from the spool", evicted);
+	}
 }
 
 int land_mkdir(struct land *l, const char *path, mode_t mode, uid_t uid, gid_t gid)
@@ -1151,6 +1754,12 @@ int land_unlink(struct land *l, const char *path)
 		return dfd;
 	int rc = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
 	close(dfd);
+	if (rc == -ENOENT) {
+		struct stat st;
+		if (cat_stat(l, path, &st) < 0)
+			return rc;
+		rc = 0; /* evicted: only in S3 and the catalog */
+	}
 	if (rc < 0)
 		return rc;
 	struct node *n = node_get(l, path, 0);
@@ -1204,7 +1813,9 @@ static void move_row(struct land *l, int64_t id, const char *from, const char *t
 	}
 	int rc = 0;
 	if (o.state == CAT_INGESTED && strcmp(o.key, nk) != 0) {
-		rc = s3_move(l, o.key, nk);
+		rc = preserve_previous(l, np, nk, id);
+		if (rc == 0)
+			rc = s3_move(l, o.key, nk);
 		if (rc < 0)
 			log_err("rename %s -> %s: server-side copy failed (%s); the old object stays and "
 				"the catalog keeps the old key", o.path, np, strerror(-rc));
@@ -1225,6 +1836,9 @@ int land_rename(struct land *l, const char *from, const char *to, unsigned int f
 		return -EPERM;
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE would swap two objects' keys: not supported */
+	int drc = denied(l, to, "rename over it");
+	if (drc < 0)
+		return drc;
 	const char *fname, *tname;
 	int fdfd = open_parent(l, from, &fname);
 	if (fdfd < 0)
@@ -1236,12 +1850,21 @@ int land_rename(struct land *l, const char *from, const char *to, unsigned int f
 	}
 	struct stat st;
 	int rc = fstatat(fdfd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	if (rc == 0 && renameat2(fdfd, fname, tdfd, tname, flags) < 0)
+	int evicted = 0;
+	if (rc == -ENOENT && cat_stat(l, from, &st) == 0) {
+		/* Evicted: the object moves in S3 and the catalog only. A local
+		 * file at the destination would now be shadowed: refuse. */
+		struct stat tst;
+		evicted = 1;
+		rc = fstatat(tdfd, tname, &tst, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST : 0;
+	} else if (rc == 0 && renameat2(fdfd, fname, tdfd, tname, flags) < 0) {
 		rc = -errno;
+	}
 	close(fdfd);
 	close(tdfd);
 	if (rc < 0)
 		return rc;
+	(void)evicted;
 
 	nodes_rename(l, from, to);
 	struct rename_ctx c = {.l = l, .from = from, .to = to, .fl = strlen(from)};
@@ -1333,10 +1956,13 @@ int land_truncate(struct land *l, const char *path, off_t size, struct land_fh *
 {
 	if (reserved(path))
 		return -EPERM;
+	int rc;
+	if (!fh && (rc = denied(l, path, "truncate")) < 0)
+		return rc;
 	struct node *n = fh ? fh->n : node_get(l, path, 1);
 	if (!n)
 		return -ENOMEM;
-	int rc = 0;
+	rc = 0;
 	pthread_mutex_lock(&n->mu);
 	int fd = fh ? fh->fd : open_beneath(l, path, O_WRONLY | O_NOFOLLOW, 0);
 	if (fd < 0) {
@@ -1377,6 +2003,29 @@ static void update_attr(struct land *l, const char *path)
 	cat_obj_clear(&o);
 }
 
+/* chmod/chown/utimens of an evicted file: the catalog row only. */
+static int cat_attr(struct land *l, const char *path, const mode_t *mode, const uid_t *uid,
+		    const gid_t *gid, const struct timespec *mtime)
+{
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return -ENOENT;
+	int rc = -ENOENT;
+	if (o.state == CAT_INGESTED) {
+		uint32_t m = mode ? ((o.mode & S_IFMT) | (*mode & 07777)) : o.mode;
+		int64_t t = o.mtime_ns;
+		if (mtime && mtime->tv_nsec != UTIME_OMIT) {
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			t = mtime->tv_nsec == UTIME_NOW ? ts_ns(&now) : ts_ns(mtime);
+		}
+		rc = cat_obj_set_attr(l->cat, o.id, m, uid && *uid != (uid_t)-1 ? *uid : o.uid,
+				      gid && *gid != (gid_t)-1 ? *gid : o.gid, t);
+	}
+	cat_obj_clear(&o);
+	return rc;
+}
+
 int land_chmod(struct land *l, const char *path, mode_t mode)
 {
 	if (reserved(path))
@@ -1390,6 +2039,8 @@ int land_chmod(struct land *l, const char *path, mode_t mode)
 	if (rc == 0 && !S_ISLNK(st.st_mode) && fchmodat(dfd, name, mode, 0) < 0)
 		rc = -errno;
 	close(dfd);
+	if (rc == -ENOENT)
+		return cat_attr(l, path, &mode, NULL, NULL, NULL);
 	if (rc == 0)
 		update_attr(l, path);
 	return rc;
@@ -1405,6 +2056,8 @@ int land_chown(struct land *l, const char *path, uid_t uid, gid_t gid)
 		return dfd;
 	int rc = fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	close(dfd);
+	if (rc == -ENOENT)
+		return cat_attr(l, path, NULL, &uid, &gid, NULL);
 	if (rc == 0)
 		update_attr(l, path);
 	return rc;
@@ -1424,6 +2077,8 @@ int land_utimens(struct land *l, const char *path, const struct timespec tv[2])
 	else
 		rc = utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	close(dfd);
+	if (rc == -ENOENT)
+		return cat_attr(l, path, NULL, NULL, NULL, &tv[1]);
 	if (rc == 0)
 		update_attr(l, path);
 	return rc;

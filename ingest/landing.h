@@ -30,6 +30,9 @@
 #include "upload.h"
 
 #define LAND_RESERVED ".lzfs"
+/* Old versions live under PREFIX/.lzfs/versions/ (".lzfs" is reserved in
+ * the mount, so no user path maps there). */
+#define LAND_VERSIONS ".lzfs/versions"
 
 enum land_durability {
 	LAND_DUR_CLOSE = 0, /* close() returns when the file is in S3 and the catalog */
@@ -41,12 +44,22 @@ enum land_unlink {
 	LAND_UNLINK_KEEP = 1,   /* unlink removes only the spool file; S3 and row stay */
 };
 
+enum land_overwrite {
+	LAND_OVERWRITE_VERSION = 0, /* the previous content is kept under a versions key */
+	LAND_OVERWRITE_REPLACE = 1, /* the previous content is replaced */
+	LAND_OVERWRITE_DENY = 2,    /* ingested files are read-only (EACCES) */
+};
+
 struct land_config {
 	const char *bucket;
 	const char *prefix;       /* key prefix without leading/trailing '/', may be "" */
 	const char *spool_dir;
+	const char *mountpoint;   /* absolute; to recognise other fds on a file */
 	int durability;
 	int unlink_mode;
+	int overwrite;            /* enum land_overwrite */
+	int64_t evict_after_secs; /* retention: drop ingested spool copies this old; 0 = keep */
+	int high_watermark;       /* retention: evict oldest while the spool fs is fuller (%); 0 = off */
 	int drain_secs;           /* bounded wait for queued work at shutdown; default 60 */
 	int retry_secs;           /* first retry delay for pending files; default 5 */
 };
@@ -59,6 +72,12 @@ struct land_fh;
  * unfinished rows for recovery. */
 int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *cat,
 	      struct up_pool *pool, struct land **out);
+/* Read-only opens of evicted files then stream from S3 through this pool
+ * (parallel ranged GETs with read-ahead) instead of restoring the file into
+ * the spool first. Set before the mount serves requests; NULL = restore. */
+struct rd_pool;
+void land_set_reader(struct land *l, struct rd_pool *rd);
+
 /* Drains queued work for at most drain_secs, parks the rest (rows stay
  * pending, files stay in the spool), joins the thread, frees. */
 void land_close(struct land *l);
@@ -72,7 +91,8 @@ int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t 
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **fh);
 ssize_t land_read(struct land_fh *fh, char *buf, size_t size, off_t off);
 ssize_t land_write(struct land_fh *fh, const char *buf, size_t size, off_t off);
-int land_flush(struct land_fh *fh);
+/* pid: the process closing the file (FUSE's flush carries it). */
+int land_flush(struct land_fh *fh, pid_t pid);
 int land_fsync(struct land_fh *fh, int datasync);
 int land_release(struct land_fh *fh);
 int land_fgetattr(struct land_fh *fh, struct stat *st);
@@ -112,6 +132,8 @@ struct land_stats {
 	uint64_t files_streamed;     /* ingested by the stream, without a spool re-read */
 	uint64_t files_from_spool;   /* ingested by uploading the spool file */
 	uint64_t files_parked;       /* left pending after an S3 failure */
+	uint64_t files_evicted;      /* spool copies removed by retention */
+	uint64_t versions_kept;      /* previous contents preserved on overwrite */
 	int queue_depth;             /* background work waiting */
 	int open_files;
 };

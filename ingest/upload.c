@@ -18,7 +18,9 @@
  * served first come first served, so a stream with big parts is not starved
  * by streams with small ones. Nothing waits on a writer, so this cannot
  * deadlock: while a writer waits, the backlog is non-empty and the workers
- * are draining it.
+ * are draining it. Parts that have grown past mem_limit (very large objects)
+ * therefore go one at a time: mem_limit should be at least workers x the
+ * part size of the objects expected.
  *
  * The multipart upload is created by the first worker that takes a part of
  * the stream, not by the writer: the write that completes the first part
@@ -40,7 +42,8 @@
  *
  * Failures: a part that fails after the S3 client's retries fails its
  * stream: the stream's queued parts are dropped at once (freeing backlog),
- * the next write returns -EIO once and later writes are ignored (0), and
+ * the next write returns -EIO once (-EFBIG for an object that needs more than
+ * max_parts parts) and later writes are ignored (0), and
  * up_stream_broken() says so. finish then aborts the upload and returns the
  * first error. The spool file is untouched, so the caller can up_file() it.
  */
@@ -95,8 +98,8 @@ uint64_t up_part_size(const struct up_config *cfg, int part_number)
 	cfg_normalize(cfg, &c);
 	if (part_number < 1)
 		part_number = 1;
-	/* Twenty doublings of any part size >= 5 MiB pass the 5 GiB cap, so
-	 * max_parts parts always reach 5 TiB when max_parts is 10000. */
+	/* Ten doublings take 5 MiB to the 5 GiB cap: with 10000 parts (500 per
+	 * size) the sum is about 27 TiB, well past S3's 5 TiB object limit. */
 	int step = c.max_parts / 20;
 	if (step < 1)
 		step = 1;
@@ -188,7 +191,7 @@ static void describe(char *out, size_t n, const char *what, int rc, const struct
 {
 	if (st && (st->http_status || st->code[0]))
 		fmt(out, n, "%s: %s (HTTP %ld %s: %s)", what, strerror(-rc),
-			 st->http_status, st->code, st->message);
+		    st->http_status, st->code, st->message);
 	else
 		fmt(out, n, "%s: %s", what, strerror(-rc));
 }
@@ -577,16 +580,16 @@ static int feed(struct up_stream *s, const unsigned char *buf, size_t len)
 {
 	while (len > 0) {
 		if (s->seen == s->part_start + s->part_len) {
-			int rc = queue_part(s);
-			if (rc < 0)
-				return rc;
 			if (s->part_no >= s->p->cfg.max_parts) {
 				char why[96];
 				fmt(why, sizeof why, "the object needs more than %d parts",
-					 s->p->cfg.max_parts);
+				    s->p->cfg.max_parts);
 				fail_local(s, -EFBIG, why);
 				return -EFBIG;
 			}
+			int rc = queue_part(s);
+			if (rc < 0)
+				return rc;
 			s->part_no++;
 			s->part_start = s->seen;
 			s->part_len = up_part_size(&s->p->cfg, s->part_no);
@@ -619,7 +622,8 @@ static int feed_zeros(struct up_stream *s, uint64_t to)
 	return 0;
 }
 
-/* Returns the error to give the writer for a failed stream: -EIO once. */
+/* Returns the error to give the writer for a failed stream, once: -EIO
+ * for S3's failures, -EFBIG for an object past max_parts. */
 static int write_failed(struct up_stream *s, int rc)
 {
 	if (s->err_reported)
@@ -633,7 +637,7 @@ static int write_failed(struct up_stream *s, int rc)
 	if (!s->whole_file)
 		log_warn("upload %s: stream broken (%s); the file will be uploaded whole",
 			 s->key, why);
-	return -EIO;
+	return rc == -EFBIG ? -EFBIG : -EIO;
 }
 
 int up_stream_write(struct up_stream *s, off_t off, const void *buf, size_t len)
@@ -653,7 +657,7 @@ int up_stream_write(struct up_stream *s, off_t off, const void *buf, size_t len)
 		} else {
 			char why[96];
 			fmt(why, sizeof why, "write at %jd, expected %" PRIu64,
-				 (intmax_t)off, s->seen);
+			    (intmax_t)off, s->seen);
 			stream_break(s, why);
 			s->err_reported = 1;
 			return -ESPIPE;
@@ -709,7 +713,7 @@ void up_stream_truncate(struct up_stream *s, off_t size)
 	if (sz < s->part_start) {
 		char why[96];
 		fmt(why, sizeof why, "truncated to %" PRIu64 ", %" PRIu64 " already queued",
-			 sz, s->part_start);
+		    sz, s->part_start);
 		stream_break(s, why);
 		s->err_reported = 1;
 		return;
@@ -718,7 +722,7 @@ void up_stream_truncate(struct up_stream *s, off_t size)
 	if (rc < 0) {
 		char why[96];
 		fmt(why, sizeof why, "cannot rehash after a truncate to %" PRIu64 ": %s",
-			 sz, strerror(-rc));
+		    sz, strerror(-rc));
 		stream_break(s, why);
 		s->err_reported = 1;
 	}
@@ -809,11 +813,11 @@ static int complete(struct up_stream *s, int n, struct up_result *res)
 	}
 	if (info.size != s->seen) {
 		fmt(s->why, sizeof s->why, "completed object has %" PRIu64 " bytes, %" PRIu64
-			 " were streamed", info.size, s->seen);
+		    " were streamed", info.size, s->seen);
 		rc = -EIO;
 	} else if (res->etag[0] && info.etag[0] && strcmp(res->etag, info.etag) != 0) {
 		fmt(s->why, sizeof s->why, "completed object has ETag %s, not %s",
-			 info.etag, res->etag);
+		    info.etag, res->etag);
 		rc = -EIO;
 	}
 	s3_object_info_clear(&info);
@@ -857,10 +861,9 @@ int up_stream_finish(struct up_stream *s, struct up_result *res)
 	}
 
 	if (rc < 0) {
-		if (rc == -ESPIPE)
-			log_warn("upload %s: not finished, the stream broke", s->key);
-		else
-			log_err("upload %s failed: %s", s->key,
+		/* A break was logged when it happened. */
+		if (rc != -ESPIPE)
+			log_err("upload %s failed (errno %d): %s", s->key, -rc,
 				s->why[0] ? s->why : strerror(-rc));
 		memset(res, 0, sizeof *res);
 		stream_teardown(s);

@@ -27,35 +27,24 @@
 #define CAT_FORMAT "lzfs catalog"
 #define CAT_BATCH_MAX 1000    /* requests per transaction */
 #define CAT_BUSY_MS 10000
-#define CAT_POOL_IDLE 4       /* idle read connections kept open */
+#define CAT_POOL_IDLE 8       /* idle read connections kept open */
 
 /* ------------------------------------------------------------------ */
 /* schema */
 
-/* Counters kept by triggers in the transaction that changes the rows, so
- * status costs the same at a billion rows as at ten. k 0..4: current rows
- * per state (count, bytes); 5: deleted rows; 6: all rows. The state index
- * leaves out `ingested`, the bulk of a catalog, and its entries (state,
- * rowid) are appended in id order: a registration dirties no random page. */
+/* Counters for status, so that it costs the same at a billion rows as at
+ * ten. k 0..4: current rows per state (count, bytes); 5: deleted rows; 6:
+ * all rows. The writer keeps them: each request tallies how rows enter
+ * and leave these classes, and the transaction's net change is written just
+ * before its COMMIT (triggers doing the same cost a fifth of the writer's
+ * time). cat_check recounts them. The state index leaves out `ingested`,
+ * the bulk of a catalog, and its entries (state, rowid) are appended in id
+ * order: a registration dirties no random page. */
 #define TOTALS_SQL                                                                          \
 	"CREATE INDEX objects_state ON objects(state) WHERE state <> 2;"                    \
 	"CREATE TABLE totals(k INTEGER PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL);" \
 	"INSERT INTO totals VALUES(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0),"  \
 	" (5, 0, 0), (6, 0, 0);"                                                            \
-	"CREATE TRIGGER objects_totals_insert AFTER INSERT ON objects BEGIN"                 \
-	" UPDATE totals SET n = n + 1, bytes = bytes + NEW.size WHERE k = NEW.state"        \
-	"  AND NEW.current = 1;"                                                            \
-	" UPDATE totals SET n = n + 1 WHERE k = 6 OR (k = 5 AND NEW.state = 4);"            \
-	" END;"                                                                             \
-	"CREATE TRIGGER objects_totals_update AFTER UPDATE OF state, current, size ON objects" \
-	" BEGIN"                                                                            \
-	" UPDATE totals SET n = n - 1, bytes = bytes - OLD.size WHERE k = OLD.state"        \
-	"  AND OLD.current = 1;"                                                            \
-	" UPDATE totals SET n = n + 1, bytes = bytes + NEW.size WHERE k = NEW.state"        \
-	"  AND NEW.current = 1;"                                                            \
-	" UPDATE totals SET n = n + (NEW.state = 4) - (OLD.state = 4) WHERE k = 5"          \
-	"  AND (NEW.state = 4) <> (OLD.state = 4);"                                         \
-	" END;"                                                                             \
 	"CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects"                         \
 	" BEGIN SELECT RAISE(ABORT, 'object rows are never deleted'); END;"
 
@@ -122,7 +111,7 @@ static const char schema_v2[] =
 
 static const char migrate_1_2[] =
 	"ALTER TABLE objects ADD COLUMN symlink TEXT;"
-	"DROP INDEX objects_state;"
+	"DROP INDEX IF EXISTS objects_state;"
 	TOTALS_SQL
 	"UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
 	" o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
@@ -175,7 +164,7 @@ enum wstmt {
 	W_META_DELETE_COLL, W_OBJ_CURRENT_ID, W_MAX_VERSION, W_DEMOTE, W_OBJ_INSERT,
 	W_META_COPY, W_EVENT, W_OBJ_ROW, W_SET_UPLOADING, W_SET_INGESTED, W_SET_FAILED,
 	W_SET_PENDING, W_SET_DELETED, W_PROMOTE, W_PARTS_CLEAR, W_PART_PUT, W_PARTS_COUNT,
-	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL,
+	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS, W_ADD_PROBE,
 	W_COUNT
 };
 
@@ -194,15 +183,16 @@ static const char *const wsql[W_COUNT] = {
 	[W_COLL_DELETE] = "DELETE FROM collections WHERE id = ?1",
 	[W_META_DELETE_COLL] = "DELETE FROM meta WHERE kind = 1 AND target = ?1",
 	[W_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
-	[W_MAX_VERSION] = "SELECT max(version) FROM objects WHERE path = ?1",
-	[W_DEMOTE] = "UPDATE objects SET current = 0 WHERE path = ?1 AND current = 1 RETURNING id",
+	[W_MAX_VERSION] = "SELECT max(version), max(CASE WHEN current = 1 THEN id END)"
+			  " FROM objects WHERE path = ?1",
+	[W_DEMOTE] = "UPDATE objects SET current = 0 WHERE id = ?1 RETURNING state, size",
 	[W_OBJ_INSERT] = "INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid,"
 			 " gid, mtime_ns, ctime_ns, source, state, symlink, current)"
 			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, 1)",
 	[W_META_COPY] = "INSERT INTO meta(kind, target, name, value, unit)"
 			" SELECT 0, ?2, name, value, unit FROM meta WHERE kind = 0 AND target = ?1",
 	[W_EVENT] = "INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_OBJ_ROW] = "SELECT state, path, current, version FROM objects WHERE id = ?1",
+	[W_OBJ_ROW] = "SELECT state, path, current, version, size FROM objects WHERE id = ?1",
 	[W_SET_UPLOADING] = "UPDATE objects SET state = 1, upload_id = ?2, parts_done = 0 WHERE id = ?1",
 	[W_SET_INGESTED] = "UPDATE objects SET state = 2, size = ?2, sha256 = ?3, etag = ?4,"
 			   " ingest_ns = ?5, upload_id = NULL, last_error = NULL WHERE id = ?1",
@@ -212,7 +202,7 @@ static const char *const wsql[W_COUNT] = {
 	[W_SET_DELETED] = "UPDATE objects SET state = 4, current = 0 WHERE id = ?1",
 	[W_PROMOTE] = "UPDATE objects SET current = 1 WHERE id = (SELECT id FROM objects"
 		      " WHERE path = ?1 AND state <> 4 ORDER BY version DESC LIMIT 1)"
-		      " RETURNING id, version",
+		      " RETURNING id, version, state, size",
 	[W_PARTS_CLEAR] = "DELETE FROM parts WHERE obj_id = ?1",
 	[W_PART_PUT] = "INSERT INTO parts(obj_id, number, etag, size) VALUES(?1, ?2, ?3, ?4)"
 		       " ON CONFLICT(obj_id, number) DO UPDATE SET etag = excluded.etag,"
@@ -227,6 +217,13 @@ static const char *const wsql[W_COUNT] = {
 		       " ON CONFLICT(kind, target, name) DO UPDATE SET value = excluded.value,"
 		       " unit = excluded.unit",
 	[W_META_DEL] = "DELETE FROM meta WHERE kind = ?1 AND target = ?2 AND name = ?3",
+	[W_TOTALS] = "UPDATE totals SET n = n + ?2, bytes = bytes + ?3 WHERE k = ?1",
+	/* All an add needs to know, in one statement: is the path a
+	 * collection, the parent's id, the highest version, the current row. */
+	[W_ADD_PROBE] = "SELECT (SELECT id FROM collections WHERE path = ?1),"
+			" (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
+			" (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
+			" FROM objects WHERE path = ?1) AS v",
 };
 
 enum rstmt {
@@ -276,8 +273,15 @@ struct req {
 	int version;                /* out */
 };
 
+/* Net change of the totals table (see TOTALS_SQL). */
+struct tally {
+	int64_t n[7];
+	int64_t bytes[5];
+};
+
 struct rconn {
 	sqlite3 *db;
+	int busy_ms;                /* the busy timeout set on db */
 	sqlite3_stmt *st[R_COUNT];
 	struct rconn *next;
 };
@@ -287,8 +291,10 @@ struct cat {
 	int flags;
 	sqlite3 *db;                /* the writer's; the writer thread owns it while running */
 	sqlite3_stmt *ws[W_COUNT];
-	int busy_ms;
-	int busy_applied;
+	struct tally req_tally;     /* of the request running */
+	struct tally txn_tally;     /* of the requests done in this transaction */
+	int busy_ms;                /* atomic: set by any thread */
+	int busy_applied;           /* the writer's */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;       /* the writer waits here for work */
@@ -440,7 +446,7 @@ static int db_fail(struct cat *c, sqlite3 *db, int rc, const char *what)
 	int e = errno_of(rc);
 	if ((rc & 0xff) == SQLITE_BUSY)
 		log_err("catalog %s: %s: still locked after %d ms (another process holds the "
-			"write lock)", c->file, what, c->busy_ms);
+			"write lock)", c->file, what, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	else if (e == -EPROTO)
 		log_err("catalog %s: %s: database is corrupt: %s", c->file, what,
 			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -705,7 +711,7 @@ static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 static int conn_setup(struct cat *c, sqlite3 *db, int reader)
 {
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, c->busy_ms);
+	sqlite3_busy_timeout(db, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	int rc = sqlite3_create_function_v2(db, "lzfs_glob", 2,
 					    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
 					    NULL, glob_fn, NULL, NULL, NULL);
@@ -920,13 +926,8 @@ void cat_stats(struct cat *c, struct cat_stats *out)
 
 void cat_set_busy_timeout(struct cat *c, int ms)
 {
-	pthread_mutex_lock(&c->qlock);
-	c->busy_ms = ms;
-	pthread_mutex_unlock(&c->qlock);
-	pthread_mutex_lock(&c->plock);
-	for (struct rconn *r = c->idle; r; r = r->next)
-		sqlite3_busy_timeout(r->db, ms);
-	pthread_mutex_unlock(&c->plock);
+	/* The writer and each read connection pick it up when next used. */
+	__atomic_store_n(&c->busy_ms, ms, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------ */
@@ -950,6 +951,17 @@ static sqlite3_stmt *wst(struct cat *c, enum wstmt id)
 	sqlite3_stmt *var = wst(c, id);                 \
 	if (!var)                                       \
 		return -EIO
+
+/* A row with these values leaves (sign -1) or enters (+1) the totals. */
+static void tally(struct cat *c, int state, int current, int64_t size, int sign)
+{
+	if (current) {
+		c->req_tally.n[state] += sign;
+		c->req_tally.bytes[state] += sign * size;
+	}
+	if (state == CAT_DELETED)
+		c->req_tally.n[5] += sign;
+}
 
 static int w_event(struct cat *c, int64_t obj_id, const char *path, const char *kind,
 		   const char *detail)
@@ -1070,6 +1082,10 @@ static int w_promote(struct cat *c, const char *path, int64_t gone_id)
 	if (rc == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		version = sqlite3_column_int64(st, 1);
+		int state = sqlite3_column_int(st, 2);
+		int64_t size = sqlite3_column_int64(st, 3);
+		tally(c, state, 0, size, -1);
+		tally(c, state, 1, size, +1);
 		rc = sqlite3_step(st);
 	}
 	st_done(st);
@@ -1083,22 +1099,42 @@ static int w_promote(struct cat *c, const char *path, int64_t gone_id)
 	return w_event(c, id, path, "current", detail);
 }
 
+/* Demotes current row cur. */
+static int w_demote(struct cat *c, int64_t cur)
+{
+	WST(dm, W_DEMOTE);
+	sqlite3_bind_int64(dm, 1, cur);
+	int rc = sqlite3_step(dm);
+	if (rc == SQLITE_ROW) {
+		int state = sqlite3_column_int(dm, 0);
+		int64_t size = sqlite3_column_int64(dm, 1);
+		tally(c, state, 1, size, -1);
+		tally(c, state, 0, size, +1);
+		rc = sqlite3_step(dm);
+	}
+	st_done(dm);
+	return rc == SQLITE_DONE ? 0 : db_fail(c, c->db, rc, "demoting the current version");
+}
+
 /* Demotes the current version at path, if any (its id in *prev, else 0),
  * and returns in *version the version number a new row there gets. */
 static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *version)
 {
-	int64_t maxv = 0;
 	WST(mv, W_MAX_VERSION);
 	bind_text(mv, 1, path);
-	int rc = st_int64(c, c->db, mv, &maxv, "reading versions");
-	if (rc < 0)
-		return rc;
+	int rc = sqlite3_step(mv);
+	int64_t maxv = 0, cur = 0;
+	if (rc == SQLITE_ROW) {
+		maxv = sqlite3_column_int64(mv, 0);
+		cur = sqlite3_column_int64(mv, 1);
+		rc = sqlite3_step(mv);
+	}
+	st_done(mv);
+	if (rc != SQLITE_DONE)
+		return db_fail(c, c->db, rc, "reading versions");
 	*version = (int)maxv + 1;
-	*prev = 0;
-	WST(dm, W_DEMOTE);
-	bind_text(dm, 1, path);
-	rc = st_int64(c, c->db, dm, prev, "demoting the current version");
-	return rc < 0 ? rc : 0;
+	*prev = cur;
+	return cur ? w_demote(c, cur) : 0;
 }
 
 static int w_op_obj_add(struct cat *c, struct req *r)
@@ -1109,20 +1145,36 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			 c->file);
 		return -EINVAL;
 	}
-	int64_t coll, x;
-	int rc = w_coll_id(c, o->path, &x);
-	if (rc)
-		return rc < 0 ? rc : -EISDIR;
-	char *parent = parent_of(o->path);
-	if (!parent)
-		return -ENOMEM;
-	rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
-	free(parent);
-	if (rc)
-		return rc;
-	int64_t prev;
-	int version;
-	if ((rc = w_make_room(c, o->path, &prev, &version)))
+	const char *slash = strrchr(o->path, '/');
+	int parent_len = slash ? (int)(slash - o->path) : 0;
+	WST(pr, W_ADD_PROBE);
+	bind_text(pr, 1, o->path);
+	sqlite3_bind_text(pr, 2, o->path, parent_len, SQLITE_STATIC);
+	int rc = sqlite3_step(pr);
+	int64_t is_coll = 0, coll = 0, prev = 0;
+	int version = 1;
+	if (rc == SQLITE_ROW) {
+		is_coll = sqlite3_column_type(pr, 0) != SQLITE_NULL;
+		coll = sqlite3_column_int64(pr, 1);
+		version = sqlite3_column_int(pr, 2) + 1;
+		prev = sqlite3_column_int64(pr, 3);
+		rc = sqlite3_step(pr);
+	}
+	st_done(pr);
+	if (rc != SQLITE_DONE)
+		return db_fail(c, c->db, rc, "looking up a path");
+	if (is_coll)
+		return -EISDIR;
+	if (!coll) {
+		char *parent = strndup(o->path, parent_len);
+		if (!parent)
+			return -ENOMEM;
+		rc = w_coll_ensure(c, parent, S_IFDIR | 0755, o->uid, o->gid, &coll);
+		free(parent);
+		if (rc)
+			return rc;
+	}
+	if (prev && (rc = w_demote(c, prev)))
 		return rc;
 	int64_t now = now_ns();
 	WST(st, W_OBJ_INSERT);
@@ -1142,6 +1194,8 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 	if ((rc = st_exec(c, c->db, st, "adding an object")))
 		return rc;
 	int64_t id = sqlite3_last_insert_rowid(c->db);
+	tally(c, CAT_PENDING, 1, o->size, +1);
+	c->req_tally.n[6]++;
 	if (prev) {
 		/* Metadata follows the path: the new version starts with the
 		 * AVUs of the one it replaces, which keeps its own. */
@@ -1152,9 +1206,9 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 			return rc;
 	}
 	char *detail = NULL;
-	if (asprintf(&detail, "version %d, %lld bytes, key %s%s%s", version, (long long)o->size,
-		     o->key, o->source && *o->source ? ", source " : "",
-		     o->source ? o->source : "") < 0)
+	/* The row keeps key, bucket and times; the event says what happened. */
+	if (asprintf(&detail, "version %d, %lld bytes%s%s", version, (long long)o->size,
+		     o->source && *o->source ? ", source " : "", o->source ? o->source : "") < 0)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
@@ -1194,6 +1248,7 @@ struct row {
 	int state;
 	int current;
 	int version;
+	int64_t size;
 	char *path;
 };
 
@@ -1208,6 +1263,7 @@ static int w_row(struct cat *c, int64_t id, struct row *row)
 		row->path = strdup((const char *)sqlite3_column_text(st, 1));
 		row->current = sqlite3_column_int(st, 2);
 		row->version = sqlite3_column_int(st, 3);
+		row->size = sqlite3_column_int64(st, 4);
 		st_done(st);
 		return row->path ? 0 : -ENOMEM;
 	}
@@ -1266,8 +1322,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 			bind_text(st, 4, r->s2 ? r->s2 : "");
 			sqlite3_bind_int64(st, 5, now_ns());
 		}
-		if (asprintf(&detail, "%lld bytes, sha256 %s, etag %s", (long long)r->n1,
-			     r->s1 && *r->s1 ? r->s1 : "-", r->s2 && *r->s2 ? r->s2 : "-") < 0)
+		if (asprintf(&detail, "%lld bytes, etag %s", (long long)r->n1,
+			     r->s2 && *r->s2 ? r->s2 : "-") < 0)
 			detail = NULL;
 		break;
 	case CAT_FAILED:
@@ -1295,6 +1351,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 	sqlite3_bind_int64(st, 1, r->id);
 	if ((rc = st_exec(c, c->db, st, "changing an object's state")))
 		goto out;
+	tally(c, row.state, row.current, row.size, -1);
+	tally(c, to, to == CAT_DELETED ? 0 : row.current, to == CAT_INGESTED ? r->n1 : row.size, +1);
 	/* Parts only matter while an upload can still be resumed. */
 	if (to == CAT_INGESTED || to == CAT_PENDING || to == CAT_DELETED) {
 		sqlite3_stmt *pc = wst(c, W_PARTS_CLEAR);
@@ -1306,7 +1364,9 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 		if ((rc = st_exec(c, c->db, pc, "clearing parts")))
 			goto out;
 	}
-	rc = w_event(c, r->id, row.path, kind, detail);
+	/* The path is the object's (events show its current one); only events
+	 * that set a path record it. */
+	rc = w_event(c, r->id, NULL, kind, detail);
 	if (rc == 0 && to == CAT_DELETED && row.current)
 		rc = w_promote(c, row.path, r->id);
 out:
@@ -1380,8 +1440,8 @@ static int w_op_rename(struct cat *c, struct req *r)
 			rc = w_event(c, r->id, to, "rename", detail);
 		goto out;
 	}
-	int64_t x, coll, prev;
-	int version;
+	int64_t x, coll, prev = 0;
+	int version = 1;
 	if ((rc = w_coll_id(c, to, &x))) {
 		rc = rc < 0 ? rc : -EISDIR;
 		goto out;
@@ -1413,6 +1473,8 @@ static int w_op_rename(struct cat *c, struct req *r)
 	sqlite3_bind_int64(st, 5, coll);
 	if ((rc = st_exec(c, c->db, st, "renaming")))
 		goto out;
+	tally(c, row.state, row.current, row.size, -1);
+	tally(c, row.state, 1, row.size, +1);
 	if ((rc = w_event(c, r->id, to, "rename", detail)))
 		goto out;
 	if (row.current)
@@ -1498,8 +1560,8 @@ static int w_op_meta(struct cat *c, struct req *r)
 		if (!(detail = strdup(name)))
 			return -ENOMEM;
 	}
-	rc = w_event(c, kind == 0 ? id : 0, path, r->op == OP_META_SET ? "meta-set" : "meta-rm",
-		     detail);
+	rc = w_event(c, kind == 0 ? id : 0, kind == 0 ? NULL : path,
+		     r->op == OP_META_SET ? "meta-set" : "meta-rm", detail);
 	free(detail);
 	return rc;
 }
@@ -1540,6 +1602,32 @@ static int w_run(struct cat *c, struct req *r)
 	return -EINVAL;
 }
 
+static void tally_add(struct tally *to, const struct tally *t)
+{
+	for (int k = 0; k < 7; k++)
+		to->n[k] += t->n[k];
+	for (int k = 0; k < 5; k++)
+		to->bytes[k] += t->bytes[k];
+}
+
+/* Writes the transaction's net change of the totals. */
+static int w_totals(struct cat *c)
+{
+	for (int k = 0; k < 7; k++) {
+		int64_t bytes = k < 5 ? c->txn_tally.bytes[k] : 0;
+		if (!c->txn_tally.n[k] && !bytes)
+			continue;
+		WST(st, W_TOTALS);
+		sqlite3_bind_int(st, 1, k);
+		sqlite3_bind_int64(st, 2, c->txn_tally.n[k]);
+		sqlite3_bind_int64(st, 3, bytes);
+		int rc = st_exec(c, c->db, st, "updating totals");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int w_simple(struct cat *c, enum wstmt id, const char *what)
 {
 	sqlite3_stmt *st = wst(c, id);
@@ -1561,7 +1649,9 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 			return;
 		}
 		int broken = 0;
+		memset(&c->txn_tally, 0, sizeof c->txn_tally);
 		for (; r != end && !broken; r = r->next) {
+			memset(&c->req_tally, 0, sizeof c->req_tally);
 			rc = w_simple(c, W_SAVEPOINT, "savepoint");
 			r->rc = rc ? rc : w_run(c, r);
 			if (sqlite3_get_autocommit(c->db)) {
@@ -1579,11 +1669,15 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 			}
 			if (r->rc)
 				w_simple(c, W_ROLLBACK_TO, "rolling back a request");
+			else
+				tally_add(&c->txn_tally, &c->req_tally);
 			w_simple(c, W_RELEASE, "releasing a savepoint");
 		}
 		if (broken)
 			continue;
-		rc = w_simple(c, W_COMMIT, "committing");
+		rc = w_totals(c);
+		if (rc == 0)
+			rc = w_simple(c, W_COMMIT, "committing");
 		if (rc) {
 			if (!sqlite3_get_autocommit(c->db))
 				w_simple(c, W_ROLLBACK, "rolling back");
@@ -1620,7 +1714,7 @@ static void *writer_main(void *arg)
 		c->qhead = end;
 		if (!end)
 			c->qtail = NULL;
-		int busy_ms = c->busy_ms;
+		int busy_ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->qlock);
 
 		if (busy_ms != c->busy_applied) {
@@ -1798,11 +1892,16 @@ static int rget(struct cat *c, struct rconn **out)
 		c->nidle--;
 	}
 	pthread_mutex_unlock(&c->plock);
-	if (r) {
-		*out = r;
-		return 0;
+	int rc = r ? 0 : rconn_open(c, &r);
+	if (rc)
+		return rc;
+	int ms = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
+	if (r->busy_ms != ms) {
+		sqlite3_busy_timeout(r->db, ms);
+		r->busy_ms = ms;
 	}
-	return rconn_open(c, out);
+	*out = r;
+	return 0;
 }
 
 static void rput(struct cat *c, struct rconn *r)
@@ -2303,8 +2402,12 @@ int cat_status(struct cat *c, struct cat_status *out)
 	/* One read transaction: the numbers belong to the same moment. */
 	static const char sql[] =
 		"SELECT k, n, bytes FROM totals;"
-		"SELECT 7, min(ctime_ns), 0 FROM objects WHERE state IN (0, 1) AND state <> 2"
-		" AND current = 1;"
+		/* Ids grow in registration order: the oldest unfinished row is
+		 * the first of each state in the (state, rowid) index. */
+		"SELECT 7, min(t), 0 FROM (SELECT * FROM (SELECT ctime_ns AS t FROM objects"
+		" WHERE state = 0 AND state <> 2 AND current = 1 ORDER BY id LIMIT 1)"
+		" UNION ALL SELECT * FROM (SELECT ctime_ns FROM objects WHERE state = 1"
+		" AND state <> 2 AND current = 1 ORDER BY id LIMIT 1));"
 		"SELECT 8, count(*), 0 FROM collections;";
 	rc = exec_sql(c, r->db, "BEGIN", "reading status");
 	const char *tail = sql;

@@ -212,8 +212,9 @@ struct cat_event {
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
 		  const char *detail);
 /* Events for path (NULL = all), oldest first, at most limit (0 = all): the
- * newest `limit` ones. An object's events follow its id across renames;
- * e->path is the path the event was recorded with. */
+ * newest `limit` ones. An object's events follow its id across renames.
+ * e->path: for add and rename, the path then; for other events of an
+ * object, its current path; for events not tied to an object, theirs. */
 int cat_events(struct cat *cat, const char *path, int limit,
 	       int (*cb)(const struct cat_event *e, void *arg), void *arg);
 
@@ -223,7 +224,8 @@ struct cat_status {
 	                          * are never current: count[CAT_DELETED]
 	                          * counts all deleted rows */
 	int64_t bytes_ingested;
-	int64_t oldest_pending_ns; /* ctime of the oldest pending/uploading row, 0 if none */
+	int64_t oldest_pending_ns; /* ctime of the first registered current row
+	                            * still pending or uploading, 0 if none */
 	int64_t collections;
 	int64_t versions;        /* all object rows */
 };

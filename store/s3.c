@@ -257,21 +257,40 @@ int s3_get_object_fd(struct s3_client *c, const char *key, int fd, struct s3_obj
 int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len, void *buf,
 		 size_t *got, struct s3_status *st)
 {
+	return s3_get_range_ex(c, key, off, len, buf, got, NULL, NULL, st);
+}
+
+int s3_get_range_ex(struct s3_client *c, const char *key, uint64_t off, size_t len, void *buf,
+		    size_t *got, const char *if_match, char etag[S3_ETAG_MAX],
+		    struct s3_status *st)
+{
 	*got = 0;
+	if (etag)
+		etag[0] = '\0';
 	int rc = check_key("GetObject", key, st);
 	if (rc || len == 0)
 		return rc;
+	if (off > UINT64_MAX - len)
+		return fail_early("GetObject", key, -EINVAL, st, "range beyond 2^64");
 	struct s3_req r;
 	struct s3_resp p = {0};
-	char range[64];
+	char range[64], quoted[S3_ETAG_MAX + 2];
 	snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
 	s3req_init(&r, "GetObject", "GET", key);
 	s3req_header(&r, "range", range);
+	if (if_match && *if_match) {
+		snprintf(quoted, sizeof quoted, "\"%s\"", if_match);
+		rc = s3req_header(&r, "if-match", quoted);
+		if (rc)
+			return fail_early(r.op, key, rc, st, "bad If-Match ETag");
+	}
 	r.sink = SINK_BUF;
 	r.out_buf = buf;
 	r.out_len = len;
 	r.accept_416 = 1; /* reading at or past the end: zero bytes, like pread */
 	rc = s3req_perform(c, &r, &p, st);
+	if (rc && p.status == 412)
+		rc = -ESTALE; /* another version of the object: not an I/O error */
 	if (!rc) {
 		if (p.status == 416) {
 			*got = 0;
@@ -280,6 +299,8 @@ int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len,
 		} else {
 			*got = p.got;
 		}
+		if (etag && p.have_etag)
+			snprintf(etag, S3_ETAG_MAX, "%s", p.etag);
 	}
 	s3req_resp_free(&p);
 	return rc;
@@ -294,6 +315,8 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 	struct s3_req r;
 	struct s3_resp p = {0};
 	s3req_init(&r, "HeadObject", "HEAD", key);
+	/* S3 returns a stored x-amz-checksum-sha256 only when asked. */
+	s3req_header(&r, "x-amz-checksum-mode", "ENABLED");
 	r.want_meta = info != NULL;
 	r.quiet_404 = 1; /* "is it there?" is a question, not a failure */
 	rc = s3req_perform(c, &r, &p, st);
@@ -382,9 +405,23 @@ static int copy_multipart(struct s3_client *c, const char *src_key, const char *
 	struct s3_part *parts = calloc((size_t)nparts, sizeof *parts);
 	if (!parts)
 		return -ENOMEM;
-	struct s3_put_opts opts = {.content_type = src->content_type[0] ? src->content_type : NULL};
+	/* Keep the source's type and metadata, as CopyObject does. */
+	struct s3_meta meta[S3REQ_MAX_HEADERS - 2];
+	int nmeta = 0;
+	char *lines = src->meta ? strdup(src->meta) : NULL;
+	for (char *save = NULL, *l = lines ? strtok_r(lines, "\n", &save) : NULL;
+	     l && nmeta < (int)(sizeof meta / sizeof meta[0]); l = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(l, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		meta[nmeta++] = (struct s3_meta){l, eq + 1};
+	}
+	struct s3_put_opts opts = {.content_type = src->content_type[0] ? src->content_type : NULL,
+				   .meta = meta, .nmeta = nmeta};
 	char *upload_id = NULL;
-	int rc = s3_mpu_create(c, dst_key, &opts, &upload_id, st);
+	int rc = src->meta && !lines ? -ENOMEM : s3_mpu_create(c, dst_key, &opts, &upload_id, st);
+	free(lines);
 	for (int i = 0; !rc && i < nparts; i++) {
 		uint64_t off = (uint64_t)i * part;
 		uint64_t len = src->size - off < part ? src->size - off : part;

@@ -124,6 +124,11 @@ struct s3_resp {
 	int attempts;
 };
 
+/* A handle from the client's pool, waiting while max_connections are in
+ * use (s3client.c); NULL if none can be made. */
+CURL *s3req_handle_get(struct s3_client *c);
+void s3req_handle_put(struct s3_client *c, CURL *h);
+
 void s3req_init(struct s3_req *r, const char *op, const char *method, const char *key);
 /* Adds a signed header; the strings must outlive the request. -EINVAL when
  * full or when the value holds control characters. */

@@ -32,7 +32,8 @@ printf 'pct\n' >"$tree/a b/c%d/100%.dat"
 printf 'plus\n' >"$tree/a b/c%d/+plus/a+b=c&d?.bin"
 printf 'utf8\n' >"$tree/deep/1/2/3/4/5/6/7/8/résumé-日本語.txt"
 printf 'nl\n' >"$tree/a b/new"$'\n'"line"
-long=$(printf 'L%.0s' $(seq 1 250)).txt
+# s3rver stores keys as file paths: a segment over 236 bytes cannot be stored there (see tests/s3/README.md).
+long=$(printf "L%.0s" $(seq 1 200)).txt  # s3rver: see tests/s3/README.md on long segments
 printf 'long\n' >"$tree/$long"
 head -c $((6 * M)) /dev/urandom >"$tree/deep/big.bin"
 chmod 640 "$tree/a b/file with spaces.txt"
@@ -47,7 +48,7 @@ check_eq "rsync: every file ingested and byte-identical in S3" 0 "$bad"
 leftover=$(awss3 s3api list-objects-v2 --bucket "$TEST_BUCKET" --prefix w/tree/ --query 'Contents[].Key' --output text | tr '\t' '\n' | grep -c '/\.[^/]*\.[A-Za-z0-9]\{6\}$')
 check_eq "rsync: no temp-name objects left in S3" 0 "$leftover"
 nobj=$(awss3 s3api list-objects-v2 --bucket "$TEST_BUCKET" --prefix w/tree/ --query 'length(Contents)' --output text)
-check_eq "rsync: exactly one object per file" "$(find "$tree" -type f | wc -l)" "$nobj"
+check_eq "rsync: exactly one object per file" "$(find "$tree" -type f -print0 | tr -cd "\\0" | wc -c)" "$nobj"
 check "rsync: mode kept" test "$(stat -c %a "$MNT/tree/a b/file with spaces.txt")" = 640
 check "rsync: mtime kept" test "$(stat -c %Y "$MNT/tree/deep/big.bin")" = "$(stat -c %Y "$tree/deep/big.bin")"
 

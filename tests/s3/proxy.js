@@ -10,32 +10,39 @@
 //   node proxy.js --dir DIR --upstream-port N [--port N]
 //
 // DIR holds data/ (s3rver's), tmp/ (request bodies over 64 MiB while they
-// are verified), uploads.journal, faults.log, access.log, proxy.pid and
-// proxy.port. Admin endpoints (no signature; "__lzfs__" is no bucket name):
+// are verified), uploads.journal, checksums.journal, faults.log, access.log,
+// proxy.pid and proxy.port. Admin endpoints (no signature; "__lzfs__" is no
+// bucket name):
 //   GET|POST|DELETE /__lzfs__/faults   GET|DELETE /__lzfs__/stats
 //   GET /__lzfs__/uploads              GET /__lzfs__/health
+//
+// A request goes through route(): parse the target (path or virtual-host
+// style) and name the operation; verify the signature (lib/sigv4.js);
+// checks that need no body, so that 100-continue can refuse early; decide
+// its faults (lib/faults.js); read and verify the body (lib/body.js); then
+// a handler (lib/objects.js, lib/multipart.js) or a plain forward to s3rver
+// with the answer streamed back (lib/upstream.js). A request's state is its
+// `ctx`; what requests share (data directory, s3rver, journals, faults) is
+// `env`, reachable as ctx.env.
 
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
-const { pipeline, Transform } = require('stream');
 
 const sigv4 = require('./lib/sigv4');
-const { STATUS, document, errorXml, text, parseCompleteBody } = require('./lib/s3xml');
-const { listObjects, ListError, OWNER, objectInfo } = require('./lib/listing');
-const { Faults, validate, throttle } = require('./lib/faults');
+const { Faults, validate } = require('./lib/faults');
 const Uploads = require('./lib/uploads');
+const cks = require('./lib/checksums');
+const { errorXml } = require('./lib/s3xml');
+const { S3Err, sendXml, sendError, readAll, faultLog, log } = require('./lib/reply');
+const { readBody, discardBody, digestsWanted, verifyDigests } = require('./lib/body');
+const { Upstream, relay, forward } = require('./lib/upstream');
+const obj = require('./lib/objects');
+const mpu = require('./lib/multipart');
 
 const MiB = 1024 * 1024;
-const MEMORY_BODY_MAX = 64 * MiB;
-const MIN_PART_SIZE = 5 * MiB;
-const MAX_PART_SIZE = 5 * 1024 * MiB;
-const MAX_PUT_SIZE = 5 * 1024 * MiB;
 const MAX_XML_BODY = 2 * MiB;
-const MAX_META_BYTES = 2048;
-const MAX_KEY_BYTES = 1024;
-const MAX_PARTS = 10000;
 const ADMIN_PREFIX = '/__lzfs__/';
 
 const OPS = [
@@ -69,9 +76,10 @@ function parseArgs(argv) {
 
 const args = parseArgs(process.argv);
 const DIR = path.resolve(args.dir);
-const DATA = path.join(DIR, 'data');
 const TMP = path.join(DIR, 'tmp');
 fs.mkdirSync(TMP, { recursive: true });
+// Bodies left by a proxy that died mid-request.
+for (const f of fs.readdirSync(TMP)) if (f.endsWith('.body')) fs.unlinkSync(path.join(TMP, f));
 
 const KEYS = new Map([[
   process.env.LZFS_TEST_ACCESS_KEY || 'lzfstest',
@@ -80,201 +88,19 @@ const KEYS = new Map([[
 
 const faults = new Faults(path.join(DIR, 'faults.log'));
 const uploads = new Uploads(path.join(DIR, 'uploads.journal'));
+const env = {
+  data: path.join(DIR, 'data'),
+  tmp: TMP,
+  upstream: new Upstream(args.upstreamPort),
+  uploads,
+  checksums: new cks.ChecksumStore(path.join(DIR, 'checksums.journal')),
+  faults,
+};
 const accessLog = fs.createWriteStream(path.join(DIR, 'access.log'), { flags: 'a' });
-const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 let listenPort = args.port;
-
-function log(msg) {
-  console.log(`${new Date().toISOString()} ${msg}`);
-}
-
-// ---------------------------------------------------------------- helpers
-
-class S3Err extends Error {
-  constructor(code, message, detail, status) {
-    super(message);
-    this.code = code;
-    this.detail = detail || {};
-    this.status = status || STATUS[code] || 400;
-  }
-}
-
-const noSuchUpload = (id) => new S3Err('NoSuchUpload',
-  'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
-  { UploadId: id });
 
 function requestId() {
   return crypto.randomBytes(8).toString('hex').toUpperCase();
-}
-
-function setS3Headers(ctx, res) {
-  res.setHeader('x-amz-request-id', ctx.id);
-  res.setHeader('x-amz-id-2', ctx.hostId);
-  res.setHeader('Server', 'AmazonS3');
-}
-
-// An answer made here (not relayed from s3rver); a pending response-reset
-// fault cuts it in the middle.
-function sendXml(ctx, status, xml, extraHeaders) {
-  const res = ctx.res;
-  const body = Buffer.from(xml, 'utf8');
-  setS3Headers(ctx, res);
-  res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': body.length, ...extraHeaders });
-  ctx.status = status;
-  if (ctx.fault && ctx.fault.reset === 'response' && !ctx.resetDone) {
-    ctx.resetDone = true;
-    const cut = Math.floor(body.length / 2);
-    faultLog(ctx, 'reset', `reset response-body after ${cut} of ${body.length} bytes`);
-    res.write(body.subarray(0, cut), () => res.destroy());
-    return;
-  }
-  res.end(body);
-}
-
-// Errors answer as S3 does; when the request body was neither read nor
-// announced with 100-continue, it is read and dropped first, so the client
-// gets the answer rather than a reset.
-async function sendError(ctx, e) {
-  const res = ctx.res;
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const status = e.status || STATUS[e.code] || 400;
-  const xml = errorXml(e.code, e.message, e.detail, ctx.id, ctx.hostId);
-  const headers = {};
-  if (!ctx.bodyRead) {
-    if (ctx.expectContinue && !ctx.continued) headers.Connection = 'close';
-    else await drain(ctx.req);
-  }
-  sendXml(ctx, status, xml, headers);
-  ctx.errorCode = e.code;
-}
-
-function drain(req) {
-  return new Promise((resolve) => {
-    if (req.readableEnded || req.destroyed) return resolve();
-    req.on('end', resolve).on('close', resolve).on('error', resolve);
-    req.resume();
-  });
-}
-
-async function bucketExists(bucket) {
-  try {
-    return (await fs.promises.stat(path.join(DATA, bucket))).isDirectory();
-  } catch (e) {
-    return false;
-  }
-}
-
-async function requireBucket(bucket) {
-  if (!(await bucketExists(bucket))) {
-    throw new S3Err('NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
-  }
-}
-
-// s3rver keeps a key as a path: "a/b" is DATA/bucket/a/b._S3rver_object.
-// Keys that no path can hold faithfully are refused rather than mangled.
-function checkKey(key) {
-  const bytes = Buffer.byteLength(key, 'utf8');
-  if (bytes > MAX_KEY_BYTES) {
-    throw new S3Err('KeyTooLongError', 'Your key is too long', { Size: bytes, MaxSizeAllowed: MAX_KEY_BYTES });
-  }
-  const segs = key.split('/');
-  segs.forEach((s, i) => {
-    const bad = (s === '' && i < segs.length - 1) || s === '.' || s === '..' || s.includes('._S3rver_') ||
-      s.includes('\0') || Buffer.byteLength(s, 'utf8') > 236;
-    if (bad) {
-      throw new S3Err('InvalidArgument',
-        `The lzfs test S3 cannot store this key (s3rver maps keys to file paths: no empty, "." or ".." segments, ` +
-        'no segment over 236 bytes)', { ArgumentName: 'key', ArgumentValue: key });
-    }
-  });
-}
-
-function checkMetadataSize(headers) {
-  let n = 0;
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.startsWith('x-amz-meta-')) n += Buffer.byteLength(k.slice(11)) + Buffer.byteLength(String(v));
-  }
-  if (n > MAX_META_BYTES) {
-    throw new S3Err('MetadataTooLarge', 'Your metadata headers exceed the maximum allowed metadata size.',
-      { Size: n, MaxSizeAllowed: MAX_META_BYTES });
-  }
-}
-
-function checkBucketName(b) {
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(b) || b.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(b)) {
-    throw new S3Err('InvalidBucketName', 'The specified bucket is not valid.', { BucketName: b });
-  }
-}
-
-// "bucket/key", "/bucket/key?versionId=..." -> { bucket, key }
-function parseCopySource(value) {
-  let v = value;
-  const q = v.indexOf('?');
-  if (q >= 0) {
-    const params = new Map(sigv4.parseQuery(v.slice(q + 1)) || []);
-    const ver = params.get('versionId');
-    if (ver !== undefined && ver !== 'null') {
-      throw new S3Err('InvalidArgument', 'Invalid version id specified',
-        { ArgumentName: 'x-amz-copy-source', ArgumentValue: value });
-    }
-    v = v.slice(0, q);
-  }
-  const decoded = sigv4.uriDecode(v.replace(/^\//, ''));
-  const slash = decoded === null ? -1 : decoded.indexOf('/');
-  if (slash <= 0 || slash === decoded.length - 1) {
-    throw new S3Err('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey',
-      { ArgumentName: 'x-amz-copy-source', ArgumentValue: value });
-  }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
-}
-
-async function sourceObject(src) {
-  await requireBucket(src.bucket);
-  checkKey(src.key);
-  const info = await objectInfo(path.join(DATA, src.bucket), src.key);
-  if (!info) throw new S3Err('NoSuchKey', 'The specified key does not exist.', { Key: src.key });
-  return info;
-}
-
-// x-amz-copy-source-if-* on the source object.
-function checkCopyConditions(headers, info) {
-  const etag = `"${info.etag}"`;
-  const im = headers['x-amz-copy-source-if-match'];
-  const inm = headers['x-amz-copy-source-if-none-match'];
-  if ((im !== undefined && !etagMatches(im, etag)) || (inm !== undefined && etagMatches(inm, etag))) {
-    throw new S3Err('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
-      { Condition: im !== undefined ? 'x-amz-copy-source-If-Match' : 'x-amz-copy-source-If-None-Match' });
-  }
-}
-
-function etagMatches(list, etag) {
-  const bare = etag.replace(/"/g, '');
-  return list.split(',').map((s) => s.trim().replace(/^W\//, '').replace(/"/g, '')).some((t) => t === '*' || t === bare);
-}
-
-// If-None-Match: * and If-Match on writes (PutObject, CompleteMultipartUpload).
-async function checkWriteConditions(ctx) {
-  const im = ctx.req.headers['if-match'];
-  const inm = ctx.req.headers['if-none-match'];
-  if (im === undefined && inm === undefined) return;
-  const info = await objectInfo(path.join(DATA, ctx.bucket), ctx.key);
-  if (inm !== undefined) {
-    if (inm.trim() !== '*') throw new S3Err('NotImplemented', 'If-None-Match on writes only takes "*"', {}, 501);
-    if (info) {
-      throw new S3Err('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
-        { Condition: 'If-None-Match' });
-    }
-  }
-  if (im !== undefined) {
-    if (!info) throw new S3Err('NoSuchKey', 'The specified key does not exist.', { Key: ctx.key });
-    if (!etagMatches(im, `"${info.etag}"`)) {
-      throw new S3Err('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
-        { Condition: 'If-Match' });
-    }
-  }
 }
 
 function opName(method, bucket, key, q, headers) {
@@ -316,607 +142,7 @@ function opName(method, bucket, key, q, headers) {
   }
 }
 
-// ---------------------------------------------------------------- bodies
-
-// Reads the request body, hashing as it goes; bodies over 64 MiB go to a
-// temporary file. Returns { chunks | file, size, sha256, sha1, md5 }, or
-// null when the client went away (or a reset fault cut it).
-function readBody(ctx, opts) {
-  const { req } = ctx;
-  const len = Number(req.headers['content-length'] || 0);
-  const sha256 = opts.sha256 ? crypto.createHash('sha256') : null;
-  const sha1 = opts.sha1 ? crypto.createHash('sha1') : null;
-  const md5 = opts.md5 ? crypto.createHash('md5') : null;
-  const toFile = len > MEMORY_BODY_MAX;
-  const file = toFile ? path.join(TMP, `${ctx.id}.body`) : null;
-  const out = toFile ? fs.createWriteStream(file) : null;
-  const chunks = [];
-  let size = 0;
-  if (ctx.expectContinue && !ctx.continued) {
-    ctx.res.writeContinue();
-    ctx.continued = true;
-  }
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (result) => {
-      if (done) return;
-      done = true;
-      ctx.bodyRead = true;
-      if (result === null && file) {
-        out.destroy();
-        fs.unlink(file, () => {});
-      }
-      resolve(result);
-    };
-    req.on('data', (c) => {
-      size += c.length;
-      if (sha256) sha256.update(c);
-      if (sha1) sha1.update(c);
-      if (md5) md5.update(c);
-      if (out) {
-        if (!out.write(c)) {
-          req.pause();
-          out.once('drain', () => req.resume());
-        }
-      } else {
-        chunks.push(c);
-      }
-      if (opts.resetAt !== undefined && size >= opts.resetAt) {
-        faultLog(ctx, 'reset', `reset request-body after ${size} of ${len} bytes`);
-        req.socket.destroy();
-        finish(null);
-      }
-    });
-    req.on('end', () => {
-      ctx.inBytes = size;
-      const result = {
-        size,
-        sha256: sha256 && sha256.digest('hex'),
-        sha1: sha1 && sha1.digest('base64'),
-        md5: md5 && md5.digest('base64'),
-      };
-      if (!out) return finish({ ...result, chunks });
-      out.end(() => finish({ ...result, file }));
-      out.on('error', (e) => {
-        log(`${ctx.id} spill file: ${e.message}`);
-        finish(null);
-      });
-    });
-    req.on('aborted', () => finish(null));
-    req.on('close', () => { if (!req.complete) finish(null); });
-    req.on('error', () => finish(null));
-  });
-}
-
-function discardBody(body) {
-  if (body && body.file) fs.unlink(body.file, () => {});
-}
-
-function bodyText(body) {
-  return Buffer.concat(body.chunks).toString('utf8');
-}
-
-// What the body must match, from the request's headers; checked before the
-// body is read so a malformed header fails fast.
-function digestsWanted(ctx) {
-  const h = ctx.req.headers;
-  const want = { sha256: /^[0-9a-f]{64}$/.test(ctx.auth.payloadHash) };
-  if (h['content-md5'] !== undefined) {
-    if (!/^[A-Za-z0-9+/]{22}==$/.test(h['content-md5'].trim())) {
-      throw new S3Err('InvalidDigest', 'The Content-MD5 you specified was invalid.', { 'Content-MD5': h['content-md5'] });
-    }
-    want.md5 = true;
-  }
-  if (h['x-amz-checksum-sha256'] !== undefined) {
-    if (Buffer.from(h['x-amz-checksum-sha256'], 'base64').length !== 32) {
-      throw new S3Err('InvalidRequest', 'Value for x-amz-checksum-sha256 header is invalid.');
-    }
-    want.sha256 = true;
-  }
-  if (h['x-amz-checksum-sha1'] !== undefined) {
-    if (Buffer.from(h['x-amz-checksum-sha1'], 'base64').length !== 20) {
-      throw new S3Err('InvalidRequest', 'Value for x-amz-checksum-sha1 header is invalid.');
-    }
-    want.sha1 = true;
-  }
-  if (h['x-amz-trailer'] !== undefined) {
-    throw new S3Err('NotImplemented', 'The lzfs test S3 does not support trailing checksums (x-amz-trailer).', {}, 501);
-  }
-  return want;
-}
-
-function verifyDigests(ctx, body) {
-  const h = ctx.req.headers;
-  if (/^[0-9a-f]{64}$/.test(ctx.auth.payloadHash) && body.sha256 !== ctx.auth.payloadHash) {
-    throw new S3Err('XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.",
-      { ClientComputedContentSHA256: ctx.auth.payloadHash, S3ComputedContentSHA256: body.sha256 });
-  }
-  if (h['content-md5'] !== undefined && body.md5 !== h['content-md5'].trim()) {
-    throw new S3Err('BadDigest', 'The Content-MD5 you specified did not match what was received.',
-      { ExpectedDigest: h['content-md5'].trim(), CalculatedDigest: body.md5 });
-  }
-  if (h['x-amz-checksum-sha256'] !== undefined &&
-      Buffer.from(body.sha256, 'hex').toString('base64') !== h['x-amz-checksum-sha256'].trim()) {
-    throw new S3Err('BadDigest', 'The SHA256 you specified did not match the calculated checksum.');
-  }
-  if (h['x-amz-checksum-sha1'] !== undefined && body.sha1 !== h['x-amz-checksum-sha1'].trim()) {
-    throw new S3Err('BadDigest', 'The SHA1 you specified did not match the calculated checksum.');
-  }
-}
-
-// ---------------------------------------------------------------- upstream
-
-function upstreamPath(bucket, key, pairs) {
-  let p = bucket === undefined ? '/' : '/' + sigv4.uriEncode(bucket);
-  if (key !== undefined) p += '/' + key.split('/').map(sigv4.uriEncode).join('/');
-  const qs = (pairs || []).filter(([n]) => !/^X-Amz-/i.test(n))
-    .map(([n, v]) => (v === '' ? sigv4.uriEncode(n) : sigv4.uriEncode(n) + '=' + sigv4.uriEncode(v))).join('&');
-  return qs ? p + '?' + qs : p;
-}
-
-const HOP_HEADERS = new Set(['host', 'authorization', 'connection', 'keep-alive', 'expect', 'transfer-encoding',
-  'content-length', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-security-token', 'proxy-connection', 'te',
-  'upgrade', 'trailer']);
-
-function upstreamHeaders(reqHeaders, extra) {
-  const h = {};
-  for (const [k, v] of Object.entries(reqHeaders)) if (!HOP_HEADERS.has(k)) h[k] = v;
-  return { ...h, host: `127.0.0.1:${args.upstreamPort}`, ...extra };
-}
-
-// Sends one request to s3rver. body: undefined, a Buffer, { chunks },
-// { file } or a readable stream. Resolves with the response (unread).
-function upstream(method, urlPath, headers, body, size) {
-  return new Promise((resolve, reject) => {
-    const h = { ...headers };
-    if (body !== undefined || method === 'PUT' || method === 'POST') h['content-length'] = size || 0;
-    const ureq = http.request({
-      host: '127.0.0.1', port: args.upstreamPort, method, path: urlPath, headers: h, agent: upstreamAgent,
-    }, resolve);
-    ureq.on('error', (e) => reject(new S3Err('InternalError',
-      `The lzfs test S3 could not reach its storage (s3rver): ${e.code || e.message}`, {}, 500)));
-    if (body === undefined) ureq.end();
-    else if (Buffer.isBuffer(body)) ureq.end(body);
-    else if (body.chunks) {
-      for (const c of body.chunks) ureq.write(c);
-      ureq.end();
-    } else if (body.file) {
-      pipeline(fs.createReadStream(body.file), ureq, () => {});
-    } else {
-      pipeline(body, ureq, () => {});
-    }
-  });
-}
-
-function readAll(stream, limit = 16 * MiB) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let n = 0;
-    stream.on('data', (c) => {
-      n += c.length;
-      if (n > limit) stream.destroy(new Error('upstream answer too large'));
-      else chunks.push(c);
-    });
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
-
-// Passes an upstream error answer on, with S3's RequestId and HostId added.
-async function relayError(ctx, ures) {
-  const body = (await readAll(ures)).toString('utf8');
-  const code = text(body, 'Code');
-  if (code === undefined) {
-    throw new S3Err('InternalError', `s3rver answered ${ures.statusCode} without an S3 error`, {}, 500);
-  }
-  const detail = {};
-  const inner = body.replace(/^[\s\S]*?<Error>/, '').replace(/<\/Error>[\s\S]*$/, '');
-  const re = /<([A-Za-z0-9]+)>([\s\S]*?)<\/\1>/g;
-  let m;
-  while ((m = re.exec(inner)) !== null) {
-    if (!['Code', 'Message', 'RequestId', 'HostId'].includes(m[1])) detail[m[1]] = text(m[0], m[1]);
-  }
-  const status = ures.statusCode;
-  throw new S3Err(code, text(body, 'Message') || '', detail, status);
-}
-
-// Streams an upstream answer to the client, applying slow_bps and reset
-// faults to the body. extraHeaders are added; dropHeaders removed.
-function relay(ctx, ures, extraHeaders, fault) {
-  const res = ctx.res;
-  const headers = { ...ures.headers, ...extraHeaders };
-  for (const h of ['connection', 'keep-alive', 'transfer-encoding', 'x-amz-request-id', 'x-amz-id-2', 'server']) {
-    delete headers[h];
-  }
-  setS3Headers(ctx, res);
-  ctx.status = ures.statusCode;
-  const len = Number(headers['content-length'] || 0);
-  const hasBody = ctx.method !== 'HEAD' && len > 0;
-  if (fault && fault.reset === 'response' && !hasBody) {
-    // Nothing to cut in the middle of: the answer is lost whole.
-    faultLog(ctx, 'reset', 'reset response (no body; request was applied)');
-    ures.resume();
-    res.destroy();
-    return Promise.resolve();
-  }
-  res.writeHead(ures.statusCode, headers);
-  const stages = [ures];
-  if (fault && fault.slowBps && hasBody) stages.push(throttle(fault.slowBps));
-  if (fault && fault.reset === 'response' && hasBody) {
-    const cut = Math.max(1, Math.floor(len / 2));
-    let n = 0;
-    stages.push(new Transform({
-      transform(chunk, enc, cb) {
-        if (n + chunk.length < cut) {
-          n += chunk.length;
-          return cb(null, chunk);
-        }
-        this.push(chunk.subarray(0, cut - n));
-        n = cut;
-        faultLog(ctx, 'reset', `reset response-body after ${cut} of ${len} bytes`);
-        setImmediate(() => res.destroy());
-        cb();
-      },
-    }));
-  }
-  stages.push(res);
-  return new Promise((resolve) => pipeline(...stages, () => resolve()));
-}
-
-// ---------------------------------------------------------------- handlers
-
-async function forwardSimple(ctx, body, extraUpHeaders) {
-  const ures = await upstream(ctx.method, upstreamPath(ctx.bucket, ctx.key, ctx.queryPairs),
-    upstreamHeaders(ctx.req.headers, extraUpHeaders), body, body && body.size);
-  if (ures.statusCode >= 400 && ctx.method !== 'HEAD') await relayError(ctx, ures);
-  return ures;
-}
-
-async function handleGetObject(ctx) {
-  const q = ctx.query;
-  if (q.has('partNumber')) throw new S3Err('NotImplemented', 'The lzfs test S3 does not serve parts of objects (partNumber).', {}, 501);
-  const extra = {};
-  const range = ctx.req.headers.range;
-  if (range !== undefined) {
-    // S3 serves one range; anything it cannot parse is ignored (200, all).
-    const m = /^\s*bytes=(\d*)-(\d*)\s*$/.exec(range);
-    if (!m || (m[1] === '' && m[2] === '') || (m[1] !== '' && m[2] !== '' && Number(m[2]) < Number(m[1]))) {
-      extra.range = undefined;
-    } else if (m[1] === '') {
-      const info = await objectInfo(path.join(DATA, ctx.bucket), ctx.key);
-      if (info) {
-        const n = Number(m[2]);
-        if (n === 0 || info.size === 0) {
-          throw new S3Err('InvalidRange', 'The requested range is not satisfiable',
-            { RangeRequested: range, ActualObjectSize: info.size });
-        }
-        extra.range = `bytes=${Math.max(0, info.size - n)}-${info.size - 1}`;
-      }
-    } else {
-      extra.range = `bytes=${m[1]}-${m[2]}`;
-    }
-  }
-  const headers = upstreamHeaders(ctx.req.headers, extra);
-  if (headers.range === undefined) delete headers.range;
-  // If-Match / If-Unmodified-Since are checked here, on the answer's ETag and
-  // date; s3rver does If-None-Match and If-Modified-Since itself.
-  delete headers['if-match'];
-  delete headers['if-unmodified-since'];
-  const ures = await upstream(ctx.method, upstreamPath(ctx.bucket, ctx.key, ctx.queryPairs), headers);
-  if (ures.statusCode >= 400) {
-    if (ctx.method !== 'HEAD') await relayError(ctx, ures);
-    ures.resume();
-    throw new S3Err(ures.statusCode === 404 ? 'NoSuchKey' : 'InternalError', '', {}, ures.statusCode);
-  }
-  const im = ctx.req.headers['if-match'];
-  const ius = ctx.req.headers['if-unmodified-since'];
-  const failed = (im !== undefined && !etagMatches(im, ures.headers.etag || '')) ||
-    (im === undefined && ius !== undefined && ures.statusCode < 300 &&
-      Date.parse(ures.headers['last-modified']) > Date.parse(ius));
-  if (failed) {
-    ures.destroy();
-    throw new S3Err('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
-      { Condition: im !== undefined ? 'If-Match' : 'If-Unmodified-Since' });
-  }
-  return relay(ctx, ures, {}, ctx.fault);
-}
-
-async function handlePutObject(ctx, body) {
-  checkMetadataSize(ctx.req.headers);
-  await checkWriteConditions(ctx);
-  const ures = await forwardSimple(ctx, body);
-  const extra = {};
-  if (ctx.req.headers['x-amz-checksum-sha256']) extra['x-amz-checksum-sha256'] = ctx.req.headers['x-amz-checksum-sha256'];
-  return relay(ctx, ures, extra, ctx.fault);
-}
-
-async function handleCopyObject(ctx) {
-  const src = parseCopySource(ctx.req.headers['x-amz-copy-source']);
-  const info = await sourceObject(src);
-  checkCopyConditions(ctx.req.headers, info);
-  if (info.size > MAX_PUT_SIZE) {
-    throw new S3Err('InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_PUT_SIZE}`);
-  }
-  const directive = ctx.req.headers['x-amz-metadata-directive'];
-  if (directive !== undefined && directive !== 'COPY' && directive !== 'REPLACE') {
-    throw new S3Err('InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive });
-  }
-  if (directive === 'REPLACE') checkMetadataSize(ctx.req.headers);
-  // s3rver reads the header with decodeURI; hand it a form that survives.
-  const ures = await forwardSimple(ctx, undefined, {
-    'x-amz-copy-source': encodeURI(`/${src.bucket}/${src.key}`),
-  });
-  return relay(ctx, ures, {}, ctx.fault);
-}
-
-function uploadFor(ctx) {
-  const id = ctx.query.get('uploadId');
-  const u = id !== undefined && uploads.get(id);
-  if (!u || u.bucket !== ctx.bucket || u.key !== ctx.key) throw noSuchUpload(id);
-  return u;
-}
-
-function partNumberOf(ctx) {
-  const s = ctx.query.get('partNumber');
-  if (s === undefined || !/^\d+$/.test(s) || Number(s) < 1 || Number(s) > MAX_PARTS) {
-    throw new S3Err('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive',
-      { ArgumentName: 'partNumber', ArgumentValue: s === undefined ? '' : s });
-  }
-  return Number(s);
-}
-
-function uploadDir(u) {
-  return path.join(DATA, u.bucket, '._S3rver_uploads', u.id);
-}
-
-// After a part landed in s3rver: remember it, unless the upload was aborted
-// or completed meanwhile (then s3rver has just re-created its directory).
-function recordPart(ctx, u, n, info) {
-  if (uploads.get(u.id)) {
-    uploads.addPart(u.id, n, info);
-  } else {
-    fs.rm(uploadDir(u), { recursive: true, force: true }, () => {});
-  }
-}
-
-async function handleUploadPart(ctx, u, n, body) {
-  const ures = await forwardSimple(ctx, body, {});
-  const etag = (ures.headers.etag || '').replace(/"/g, '');
-  recordPart(ctx, u, n, {
-    size: body.size, etag, mtime: new Date().toISOString(), sha256: ctx.req.headers['x-amz-checksum-sha256'],
-  });
-  const extra = {};
-  if (ctx.req.headers['x-amz-checksum-sha256']) extra['x-amz-checksum-sha256'] = ctx.req.headers['x-amz-checksum-sha256'];
-  return relay(ctx, ures, extra, ctx.fault);
-}
-
-async function handleUploadPartCopy(ctx, u, n) {
-  const src = parseCopySource(ctx.req.headers['x-amz-copy-source']);
-  const info = await sourceObject(src);
-  checkCopyConditions(ctx.req.headers, info);
-  let start = 0;
-  let end = info.size - 1;
-  const r = ctx.req.headers['x-amz-copy-source-range'];
-  if (r !== undefined) {
-    const m = /^bytes=(\d+)-(\d+)$/.exec(r.trim());
-    if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) >= info.size) {
-      throw new S3Err('InvalidArgument', `Range specified is not valid for source object of size: ${info.size}`,
-        { ArgumentName: 'x-amz-copy-source-range', ArgumentValue: r });
-    }
-    start = Number(m[1]);
-    end = Number(m[2]);
-  }
-  const size = end - start + 1;
-  if (size > MAX_PART_SIZE) {
-    throw new S3Err('InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_PART_SIZE}`);
-  }
-  let source;
-  if (size > 0) {
-    const sres = await upstream('GET', upstreamPath(src.bucket, src.key),
-      upstreamHeaders({}, { range: `bytes=${start}-${end}` }));
-    if (sres.statusCode !== 206 && sres.statusCode !== 200) await relayError(ctx, sres);
-    source = sres;
-  } else {
-    source = Buffer.alloc(0);
-  }
-  const pres = await upstream('PUT', upstreamPath(ctx.bucket, ctx.key, [['partNumber', String(n)], ['uploadId', u.id]]),
-    upstreamHeaders({}), source, size);
-  if (pres.statusCode >= 400) await relayError(ctx, pres);
-  pres.resume();
-  const etag = (pres.headers.etag || '').replace(/"/g, '');
-  const mtime = new Date().toISOString();
-  recordPart(ctx, u, n, { size, etag, mtime });
-  ctx.bodyRead = true;
-  return sendXml(ctx, 200, document('CopyPartResult', { LastModified: mtime, ETag: `"${etag}"` }));
-}
-
-async function handleCreateMultipart(ctx) {
-  checkMetadataSize(ctx.req.headers);
-  const ures = await forwardSimple(ctx, undefined);
-  const xml = (await readAll(ures)).toString('utf8');
-  const id = text(xml, 'UploadId');
-  if (!id || !/^[0-9a-f]+$/.test(id)) throw new S3Err('InternalError', 's3rver gave no upload id', {}, 500);
-  uploads.create(ctx.bucket, ctx.key, id);
-  return sendXml(ctx, 200, document('InitiateMultipartUploadResult', { Bucket: ctx.bucket, Key: ctx.key, UploadId: id }));
-}
-
-async function handleComplete(ctx, u, body) {
-  const parts = parseCompleteBody(bodyText(body));
-  if (!parts) {
-    throw new S3Err('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema');
-  }
-  for (let i = 1; i < parts.length; i++) {
-    if (parts[i].number <= parts[i - 1].number) {
-      throw new S3Err('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.',
-        { UploadId: u.id });
-    }
-  }
-  parts.forEach((p, i) => {
-    const have = u.parts.get(p.number);
-    if (!have || have.etag !== p.etag) {
-      throw new S3Err('InvalidPart', 'One or more of the specified parts could not be found.  The part may not have been uploaded, ' +
-        "or the specified entity tag may not match the part's entity tag.", { UploadId: u.id, PartNumber: p.number, ETag: p.etag });
-    }
-    if (i < parts.length - 1 && have.size < MIN_PART_SIZE) {
-      throw new S3Err('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size',
-        { ProposedSize: have.size, MinSizeAllowed: MIN_PART_SIZE, PartNumber: p.number, ETag: p.etag });
-    }
-  });
-  await checkWriteConditions(ctx);
-  // s3rver's XML parser turns an all-digit ETag into a number; quoted, it cannot.
-  const xml = '<CompleteMultipartUpload>' +
-    parts.map((p) => `<Part><PartNumber>${p.number}</PartNumber><ETag>"${p.etag}"</ETag></Part>`).join('') +
-    '</CompleteMultipartUpload>';
-  const buf = Buffer.from(xml);
-  const ures = await upstream('POST', upstreamPath(ctx.bucket, ctx.key, [['uploadId', u.id]]),
-    upstreamHeaders({ 'content-type': 'application/xml' }), buf, buf.length);
-  if (ures.statusCode >= 400) await relayError(ctx, ures);
-  const result = (await readAll(ures)).toString('utf8');
-  const etag = text(result, 'ETag');
-  if (!etag) throw new S3Err('InternalError', 's3rver completed without an ETag', {}, 500);
-  uploads.remove(u.id);
-  const host = ctx.req.headers.host;
-  const location = ctx.vhost ? `http://${host}/${ctx.key}` : `http://${host}/${ctx.bucket}/${ctx.key}`;
-  return sendXml(ctx, 200, document('CompleteMultipartUploadResult', {
-    Location: location, Bucket: ctx.bucket, Key: ctx.key, ETag: etag,
-  }));
-}
-
-async function handleAbort(ctx, u) {
-  uploads.remove(u.id);
-  await fs.promises.rm(uploadDir(u), { recursive: true, force: true });
-  if (ctx.fault && ctx.fault.reset === 'response') {
-    faultLog(ctx, 'reset', 'reset response (no body; request was applied)');
-    ctx.res.destroy();
-    return;
-  }
-  setS3Headers(ctx, ctx.res);
-  ctx.res.writeHead(204);
-  ctx.res.end();
-  ctx.status = 204;
-}
-
-function intParam(q, name, dflt, max) {
-  if (!q.has(name)) return dflt;
-  const s = q.get(name);
-  if (!/^\d+$/.test(s)) {
-    throw new S3Err('InvalidArgument', `Provided ${name} not an integer or within integer range`,
-      { ArgumentName: name, ArgumentValue: s });
-  }
-  return Math.min(max, Number(s));
-}
-
-function handleListParts(ctx, u) {
-  const q = ctx.query;
-  const maxParts = intParam(q, 'max-parts', 1000, 1000);
-  const marker = intParam(q, 'part-number-marker', 0, MAX_PARTS);
-  const all = [...u.parts.entries()].filter(([n]) => n > marker).sort((a, b) => a[0] - b[0]);
-  const page = all.slice(0, maxParts);
-  const truncated = all.length > page.length;
-  return sendXml(ctx, 200, document('ListPartsResult', {
-    Bucket: u.bucket,
-    Key: u.key,
-    UploadId: u.id,
-    Initiator: OWNER,
-    Owner: OWNER,
-    StorageClass: 'STANDARD',
-    PartNumberMarker: marker,
-    NextPartNumberMarker: page.length ? page[page.length - 1][0] : marker,
-    MaxParts: maxParts,
-    IsTruncated: truncated ? 'true' : 'false',
-    Part: page.map(([n, p]) => ({
-      PartNumber: n, LastModified: p.mtime, ETag: `"${p.etag}"`, Size: p.size, ChecksumSHA256: p.sha256,
-    })),
-  }));
-}
-
-async function handleListUploads(ctx) {
-  await requireBucket(ctx.bucket);
-  const q = ctx.query;
-  const prefix = q.get('prefix') || '';
-  const delimiter = q.get('delimiter') || '';
-  const keyMarker = q.get('key-marker') || '';
-  const idMarker = keyMarker ? q.get('upload-id-marker') || '' : '';
-  const maxUploads = intParam(q, 'max-uploads', 1000, 1000);
-  const encoding = q.get('encoding-type');
-  const enc = (s) => (encoding === 'url' ? encodeURIComponent(s).replace(/%2F/g, '/').replace(/%20/g, '+') : s);
-  const km = Buffer.from(keyMarker);
-
-  const list = uploads.list(ctx.bucket).filter((u) => u.key.startsWith(prefix));
-  let pastIdMarker = idMarker === '';
-  const entries = [];
-  for (const u of list) {
-    if (keyMarker) {
-      const c = Buffer.compare(Buffer.from(u.key), km);
-      if (c < 0) continue;
-      if (c === 0) {
-        if (!pastIdMarker) {
-          if (u.id === idMarker) pastIdMarker = true;
-          continue;
-        }
-      }
-    }
-    entries.push(u);
-  }
-  const out = [];
-  const prefixes = [];
-  let truncated = false;
-  let last = null;
-  for (const u of entries) {
-    let cp = null;
-    if (delimiter) {
-      const i = u.key.indexOf(delimiter, prefix.length);
-      if (i >= 0) cp = u.key.slice(0, i + delimiter.length);
-    }
-    if (cp !== null && prefixes[prefixes.length - 1] === cp) continue;
-    if (out.length + prefixes.length >= maxUploads) {
-      truncated = true;
-      break;
-    }
-    if (cp !== null) {
-      prefixes.push(cp);
-      last = { key: cp, id: '' };
-    } else {
-      out.push(u);
-      last = { key: u.key, id: u.id };
-    }
-  }
-  return sendXml(ctx, 200, document('ListMultipartUploadsResult', {
-    Bucket: ctx.bucket,
-    KeyMarker: enc(keyMarker),
-    UploadIdMarker: idMarker,
-    NextKeyMarker: truncated ? enc(last.key) : undefined,
-    NextUploadIdMarker: truncated ? last.id : undefined,
-    Prefix: prefix ? enc(prefix) : undefined,
-    Delimiter: delimiter ? enc(delimiter) : undefined,
-    MaxUploads: maxUploads,
-    EncodingType: encoding,
-    IsTruncated: truncated ? 'true' : 'false',
-    Upload: out.map((u) => ({
-      Key: enc(u.key), UploadId: u.id, Initiator: OWNER, Owner: OWNER, StorageClass: 'STANDARD', Initiated: u.initiated,
-    })),
-    CommonPrefixes: prefixes.map((p) => ({ Prefix: enc(p) })),
-  }));
-}
-
-async function handleList(ctx) {
-  await requireBucket(ctx.bucket);
-  let xml;
-  try {
-    xml = await listObjects(DATA, ctx.bucket, ctx.query);
-  } catch (e) {
-    if (e instanceof ListError) throw new S3Err(e.code, e.message, e.detail);
-    throw e;
-  }
-  return sendXml(ctx, 200, xml);
-}
-
 // ---------------------------------------------------------------- faults
-
-function faultLog(ctx, kind, what) {
-  faults.record(ctx.op, ctx.bucket, ctx.key, kind, what);
-  ctx.faulted = ctx.faulted ? ctx.faulted + ',' + kind : kind;
-}
 
 function goDown(secs) {
   faults.record('-', undefined, undefined, 'down', `down ${secs}s (connections refused)`);
@@ -931,8 +157,8 @@ function goDown(secs) {
 async function handleAdmin(ctx) {
   const { req, res } = ctx;
   const what = ctx.rawPath.slice(ADMIN_PREFIX.length);
-  const json = (status, obj) => {
-    const b = Buffer.from(JSON.stringify(obj, null, 1) + '\n');
+  const json = (status, value) => {
+    const b = Buffer.from(JSON.stringify(value, null, 1) + '\n');
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': b.length });
     res.end(b);
     ctx.status = status;
@@ -940,7 +166,7 @@ async function handleAdmin(ctx) {
   const m = req.method;
   if (what === 'health' && m === 'GET') {
     try {
-      const u = await upstream('GET', '/', upstreamHeaders({}));
+      const u = await env.upstream.request('GET', '/', env.upstream.headers({}));
       await readAll(u);
       return json(200, { ok: true, port: listenPort, upstream_port: args.upstreamPort, upstream_status: u.statusCode });
     } catch (e) {
@@ -1033,12 +259,18 @@ async function route(ctx) {
       throw new S3Err('NoSuchBucket', 'The specified bucket does not exist', { BucketName: ctx.bucket });
     }
   }
-  if (ctx.key !== undefined) checkKey(ctx.key);
+  if (ctx.key !== undefined) obj.checkKey(ctx.key);
 
   const te = req.headers['transfer-encoding'];
   const clen = req.headers['content-length'];
   const hasBody = (clen !== undefined && Number(clen) > 0) || te !== undefined;
-  if ((ctx.method === 'PUT' || ctx.method === 'POST') && clen === undefined && te !== undefined) {
+  // S3 wants the length up front: chunked uploads are refused, and a PUT
+  // without any length is too.
+  if (te !== undefined && (ctx.method === 'PUT' || ctx.method === 'POST')) {
+    throw new S3Err('NotImplemented', 'A header you provided implies functionality that is not implemented',
+      { Header: 'Transfer-Encoding' }, 501);
+  }
+  if ((ctx.op === 'PutObject' || ctx.op === 'UploadPart') && clen === undefined) {
     throw new S3Err('MissingContentLength', 'You must provide the Content-Length HTTP header.');
   }
   const size = Number(clen || 0);
@@ -1047,26 +279,26 @@ async function route(ctx) {
   let upload;
   let partNumber;
   switch (ctx.op) {
-    case 'CreateBucket': checkBucketName(ctx.bucket); break;
+    case 'CreateBucket': obj.checkBucketName(ctx.bucket); break;
     case 'PutObject':
-      if (size > MAX_PUT_SIZE) {
+      if (size > obj.MAX_PUT_SIZE) {
         throw new S3Err('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size',
-          { ProposedSize: size, MaxSizeAllowed: MAX_PUT_SIZE });
+          { ProposedSize: size, MaxSizeAllowed: obj.MAX_PUT_SIZE });
       }
       break;
     case 'UploadPart':
     case 'UploadPartCopy':
-      partNumber = partNumberOf(ctx);
-      upload = uploadFor(ctx);
-      if (size > MAX_PART_SIZE) {
+      partNumber = mpu.partNumberOf(ctx);
+      upload = mpu.uploadFor(ctx);
+      if (size > mpu.MAX_PART_SIZE) {
         throw new S3Err('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size',
-          { ProposedSize: size, MaxSizeAllowed: MAX_PART_SIZE });
+          { ProposedSize: size, MaxSizeAllowed: mpu.MAX_PART_SIZE });
       }
       break;
     case 'CompleteMultipartUpload':
     case 'AbortMultipartUpload':
     case 'ListParts':
-      upload = uploadFor(ctx);
+      upload = mpu.uploadFor(ctx);
       break;
     case 'DeleteObjects': {
       const h = req.headers;
@@ -1081,6 +313,7 @@ async function route(ctx) {
     throw new S3Err('MaxMessageLengthExceeded', 'Your request was too big.', {}, 400);
   }
   const want = digestsWanted(ctx);
+  if (ctx.op === 'UploadPart') cks.checkPartType(upload.algo, ctx.checksum && ctx.checksum.algo);
 
   const fault = faults.decide(ctx.op);
   ctx.fault = fault;
@@ -1107,6 +340,11 @@ async function route(ctx) {
     if (fault && fault.slowBps) faultLog(ctx, 'slow', `slow ${fault.slowBps} B/s`);
     if (fault && fault.error) {
       const [status, code, message] = fault.error;
+      if (fault.errorAs200 && ['CompleteMultipartUpload', 'CopyObject', 'UploadPartCopy'].includes(ctx.op)) {
+        // S3 documents these can fail after it answered 200: the error is the body.
+        faultLog(ctx, 'error', `error ${code} inside a 200 answer`);
+        return sendXml(ctx, 200, errorXml(code, message, {}, ctx.id, ctx.hostId));
+      }
       faultLog(ctx, 'error', `error ${status} ${code}`);
       throw new S3Err(code, message, {}, status);
     }
@@ -1118,21 +356,23 @@ async function route(ctx) {
     }
     switch (ctx.op) {
       case 'ListObjects':
-      case 'ListObjectsV2': return await handleList(ctx);
-      case 'ListMultipartUploads': return await handleListUploads(ctx);
+      case 'ListObjectsV2': return await obj.handleList(ctx);
+      case 'ListMultipartUploads': return await mpu.handleListUploads(ctx);
       case 'GetObject':
-      case 'HeadObject': return await handleGetObject(ctx);
-      case 'PutObject': return await handlePutObject(ctx, body);
-      case 'CopyObject': return await handleCopyObject(ctx);
-      case 'CreateMultipartUpload': return await handleCreateMultipart(ctx);
-      case 'UploadPart': return await handleUploadPart(ctx, upload, partNumber, body);
-      case 'UploadPartCopy': return await handleUploadPartCopy(ctx, upload, partNumber);
-      case 'CompleteMultipartUpload': return await handleComplete(ctx, upload, body);
-      case 'AbortMultipartUpload': return await handleAbort(ctx, upload);
-      case 'ListParts': return handleListParts(ctx, upload);
+      case 'HeadObject': return await obj.handleGetObject(ctx);
+      case 'PutObject': return await obj.handlePutObject(ctx, body);
+      case 'CopyObject': return await obj.handleCopyObject(ctx);
+      case 'DeleteObjects': return await obj.handleDeleteObjects(ctx, body);
+      case 'CreateMultipartUpload': return await mpu.handleCreateMultipart(ctx);
+      case 'UploadPart': return await mpu.handleUploadPart(ctx, upload, partNumber, body);
+      case 'UploadPartCopy': return await mpu.handleUploadPartCopy(ctx, upload, partNumber);
+      case 'CompleteMultipartUpload': return await mpu.handleComplete(ctx, upload, body);
+      case 'AbortMultipartUpload': return await mpu.handleAbort(ctx, upload);
+      case 'ListParts': return mpu.handleListParts(ctx, upload);
+      case 'DeleteObject': return await obj.handleDeleteObject(ctx, body);
       default: {
-        const ures = await forwardSimple(ctx, body);
-        return await relay(ctx, ures, {}, ctx.fault);
+        const ures = await forward(ctx, body);
+        return await relay(ctx, ures, {});
       }
     }
   } finally {
@@ -1142,7 +382,7 @@ async function route(ctx) {
 
 async function handle(req, res, expectContinue) {
   const ctx = {
-    req, res, method: req.method, id: requestId(), hostId: crypto.randomBytes(24).toString('base64'),
+    env, req, res, method: req.method, id: requestId(), hostId: crypto.randomBytes(24).toString('base64'),
     expectContinue, continued: false, bodyRead: false, op: '-', status: 0, start: Date.now(),
   };
   res.on('close', () => {
@@ -1161,6 +401,7 @@ async function handle(req, res, expectContinue) {
     }
     await route(ctx);
   } catch (e) {
+    if (e instanceof cks.ChecksumError) e = new S3Err(e.code, e.message, {}, e.status);
     if (!(e instanceof S3Err)) {
       log(`${ctx.id} ${req.method} ${req.url}: ${e.stack || e}`);
       e = new S3Err('InternalError', 'We encountered an internal error. Please try again.', {}, 500);

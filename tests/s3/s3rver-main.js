@@ -48,8 +48,10 @@ function writeAtomic(file, text) {
 }
 
 // Streams content into the object's file through a temporary name; the ETag
-// (etagOf(md5 hex)) and metadata are written before the rename.
+// (etagOf(md5 hex)) and metadata are written before the rename. An etagOf
+// that does not take the MD5 (a declared length of 0) spares hashing it.
 async function storeObject(store, bucket, key, content, metadata, etagOf) {
+  const wantMd5 = etagOf.length > 0;
   const objectPath = store.getResourcePath(bucket, key, 'object');
   const tmp = `${objectPath}.${crypto.randomBytes(6).toString('hex')}.tmp`;
   for (let attempt = 0; ; attempt++) {
@@ -57,12 +59,12 @@ async function storeObject(store, bucket, key, content, metadata, etagOf) {
     try {
       const [size, md5] = await new Promise((resolve, reject) => {
         const out = fs.createWriteStream(tmp);
-        const h = crypto.createHash('md5');
+        const h = wantMd5 ? crypto.createHash('md5') : null;
         let n = 0;
         const src = Buffer.isBuffer(content) ? null : content;
-        out.on('error', reject).on('finish', () => resolve([n, h.digest('hex')]));
+        out.on('error', reject).on('finish', () => resolve([n, h && h.digest('hex')]));
         if (!src) {
-          h.update(content);
+          if (h) h.update(content);
           n = content.length;
           out.end(content);
           return;
@@ -70,7 +72,7 @@ async function storeObject(store, bucket, key, content, metadata, etagOf) {
         src.on('error', (e) => { out.destroy(); reject(e); });
         src.pipe(new Transform({
           transform(chunk, enc, cb) {
-            h.update(chunk);
+            if (h) h.update(chunk);
             n += chunk.length;
             cb(null, chunk);
           },
@@ -197,7 +199,8 @@ async function main() {
   // Benchmarks push large bodies; node's default whole-request timeout
   // (300 s) would cut slow ones.
   server.httpServer.requestTimeout = 0;
-  server.httpServer.keepAliveTimeout = 60000;
+  // The proxy drops idle connections first (after 30 s); see proxy.js.
+  server.httpServer.keepAliveTimeout = 600000;
   if (args.pidFile) writeAtomic(args.pidFile, `${process.pid}\n`);
   if (args.portFile) writeAtomic(args.portFile, `${addr.port}\n`);
   console.log(`s3rver ${require('s3rver/package.json').version} on 127.0.0.1:${addr.port}, data in ${args.data}`);

@@ -157,8 +157,8 @@ static void roundtrip(const char *key, size_t size)
 	hash_md5(data, size, md5);
 	hash_hex(md5, 16, md5hex);
 	struct s3_body body = {.buf = data, .fd = -1, .len = size, .md5 = md5};
-	struct s3_meta meta[] = {{"origin", "instrument-7"}, {"Run-Id", "42"}};
-	struct s3_put_opts opts = {.content_type = "application/x-test", .meta = meta, .nmeta = 2};
+	struct s3_meta meta[] = {{"origin", "instrument-7"}, {"Run-Id", "42"}, {"empty", ""}};
+	struct s3_put_opts opts = {.content_type = "application/x-test", .meta = meta, .nmeta = 3};
 	assert_int_equal(s3_put_object(c, key, &body, &opts, etag, &st), 0);
 	assert_string_equal(etag, md5hex);
 
@@ -645,7 +645,9 @@ static void test_copy(void **state)
 	const char *src = "copy/src +%?.bin";
 	struct s3_body b = {.buf = data, .fd = -1, .len = n};
 	char etag[S3_ETAG_MAX], cetag[S3_ETAG_MAX];
-	assert_int_equal(s3_put_object(g.c, src, &b, NULL, etag, &st), 0);
+	struct s3_meta meta[] = {{"station", "north 7"}};
+	struct s3_put_opts opts = {.content_type = "text/x-src", .meta = meta, .nmeta = 1};
+	assert_int_equal(s3_put_object(g.c, src, &b, &opts, etag, &st), 0);
 
 	/* CopyObject */
 	assert_int_equal(s3_copy_object(g.c, src, "copy/dst one", cetag, &st), 0);
@@ -663,6 +665,16 @@ static void test_copy(void **state)
 	assert_int_equal(s3_head_object(g.c, "copy/dst two", &info, &st), 0);
 	assert_int_equal(info.size, n);
 	assert_string_equal(info.etag, cetag);
+	/* type and metadata travel with the copy, as with CopyObject */
+	assert_string_equal(info.content_type, "text/x-src");
+	assert_non_null(info.meta);
+	assert_string_equal(info.meta, "station=north 7\n");
+	s3_object_info_clear(&info);
+	assert_int_equal(s3_head_object(g.c, "copy/dst one", &info, &st), 0);
+	assert_string_equal(info.content_type, "text/x-src");
+	assert_non_null(info.meta);
+	assert_string_equal(info.meta, "station=north 7\n");
+	s3_object_info_clear(&info);
 	memset(back, 0, n);
 	assert_int_equal(s3_get_range(g.c, "copy/dst two", 0, n, back, &got, &st), 0);
 	assert_int_equal(got, n);

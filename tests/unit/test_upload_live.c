@@ -239,6 +239,14 @@ static void on_part(void *arg, int n, const char *etag, uint64_t size)
 	pthread_mutex_unlock(&h->lock);
 }
 
+static int hook_parts(struct hook_log *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int n = h->parts;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
 static void hooks_init(struct hook_log *h, struct up_hooks *hk)
 {
 	memset(h, 0, sizeof *h);
@@ -579,6 +587,60 @@ static void test_up_file(void **state)
 	up_pool_free(p);
 }
 
+/* Content type, metadata and the SHA-256 checksum reach S3, for a single
+ * PUT and a multipart upload, though the caller's opts are gone by then. */
+static struct up_stream *open_with_opts(struct up_pool *p, const char *key, int spool)
+{
+	char ct[32], name[32], value[32];
+	snprintf(ct, sizeof ct, "text/x-lzfs");
+	snprintf(name, sizeof name, "instrument");
+	snprintf(value, sizeof value, "%s", key);
+	struct s3_meta meta[1] = {{.name = name, .value = value}};
+	struct s3_put_opts opts = {.content_type = ct, .meta = meta, .nmeta = 1,
+				   .checksum_sha256 = 1};
+	struct up_stream *s;
+	assert_int_equal(up_stream_open(p, key, spool, &opts, NULL, &s), 0);
+	memset(ct, 'x', sizeof ct - 1);
+	memset(name, 'x', sizeof name - 1);
+	memset(value, 'x', sizeof value - 1);
+	return s;
+}
+
+static void test_opts(void **state)
+{
+	struct up_pool *p = pool_new(5 * MiB, 0, 64 * MiB, 2, NULL);
+	const char *keys[] = {"opts/small", "opts/multi"};
+	const uint64_t sizes[] = {1000, 11 * MiB};
+	for (int i = 0; i < 2; i++) {
+		int spool = spool_new();
+		struct up_stream *s = open_with_opts(p, keys[i], spool);
+		assert_int_equal(stream_write(s, spool, 50 + i, 0, sizes[i], MiB), 0);
+		struct up_result res;
+		assert_int_equal(up_stream_finish(s, &res), 0);
+		assert_int_equal(res.parts, i ? 3 : 0);
+		verify(keys[i], spool, &res);
+		struct s3_object_info info = {0};
+		assert_int_equal(s3_head_object(s3, keys[i], &info, NULL), 0);
+		assert_string_equal(info.content_type, "text/x-lzfs");
+		char want[128];
+		snprintf(want, sizeof want, "instrument=%s\n", keys[i]);
+		assert_non_null(info.meta);
+		assert_non_null(strstr(info.meta, want));
+		if (i == 0) {
+			/* S3 checked it (BadDigest otherwise) and kept it. The
+			 * client sends none for multipart uploads. */
+			unsigned char d[32];
+			char b64[64];
+			assert_int_equal(hash_unhex(res.sha256, d, 32), 0);
+			hash_base64(d, 32, b64);
+			assert_string_equal(info.checksum_sha256, b64);
+		}
+		s3_object_info_clear(&info);
+		close(spool);
+	}
+	up_pool_free(p);
+}
+
 struct writer {
 	struct up_pool *p;
 	char key[64];
@@ -691,9 +753,9 @@ static void test_server_down(void **state)
 	struct up_stream *s;
 	assert_int_equal(up_stream_open(p, key, spool, NULL, &hk, &s), 0);
 	assert_int_equal(stream_write(s, spool, 3, 0, 11 * MiB, MiB), 0);
-	for (int i = 0; i < 200 && h.parts < 2; i++)
+	for (int i = 0; i < 200 && hook_parts(&h) < 2; i++)
 		usleep(50000);
-	assert_int_equal(h.parts, 2); /* [0, 10 MiB) is on S3 */
+	assert_int_equal(hook_parts(&h), 2); /* [0, 10 MiB) is on S3 */
 
 	assert_int_equal(fault("{\"down_secs\":6}"), 0);
 	int rc = stream_write(s, spool, 3, 11 * MiB, 30 * MiB, MiB);
@@ -725,6 +787,113 @@ static void test_server_down(void **state)
 	s3_client_free(c);
 }
 
+/* Abort with parts in flight: nothing of the object or its upload stays. */
+static void test_abort(void **state)
+{
+	struct up_pool *p = pool_new(5 * MiB, 0, 64 * MiB, 4, NULL);
+	int spool = spool_new();
+	struct hook_log h;
+	struct up_hooks hk;
+	hooks_init(&h, &hk);
+	struct up_stream *s;
+	assert_int_equal(up_stream_open(p, "abort/file", spool, NULL, &hk, &s), 0);
+	assert_int_equal(stream_write(s, spool, 21, 0, 40 * MiB, MiB), 0);
+	struct up_pool_stats st;
+	up_pool_stats(p, &st);
+	assert_true(st.parts_in_flight + st.parts_queued > 0 || st.parts_uploaded > 0);
+	up_stream_abort(s);
+	up_pool_stats(p, &st);
+	assert_int_equal(st.backlog_bytes, 0);
+	assert_int_equal(st.parts_in_flight, 0);
+	assert_int_equal(st.parts_queued, 0);
+	assert_int_equal(h.created, 1);
+	char *ups = server_uploads();
+	assert_non_null(ups);
+	assert_null(strstr(ups, h.upload_id));
+	free(ups);
+	struct s3_object_info info = {0};
+	assert_int_equal(s3_head_object(s3, "abort/file", &info, NULL), -ENOENT);
+	close(spool);
+	up_pool_free(p);
+}
+
+/* An object past max_parts parts fails with -EFBIG; nothing is left. */
+static void test_too_many_parts(void **state)
+{
+	struct up_pool *p = pool_new(5 * MiB, 2, 64 * MiB, 2, NULL); /* 5 + 10 MiB */
+	int spool = spool_new();
+	struct up_stream *s;
+	assert_int_equal(up_stream_open(p, "big/file", spool, NULL, NULL, &s), 0);
+	assert_int_equal(stream_write(s, spool, 22, 0, 15 * MiB, MiB), 0);
+	assert_false(up_stream_broken(s));
+	assert_int_equal(stream_write(s, spool, 22, 15 * MiB, 16 * MiB, MiB), -EFBIG);
+	assert_true(up_stream_broken(s));
+	struct up_result res;
+	assert_int_equal(up_stream_finish(s, &res), -EFBIG);
+	assert_int_equal(up_file(p, spool, "big/file", NULL, NULL, &res), -EFBIG);
+	/* Exactly max_parts parts is fine. */
+	assert_int_equal(ftruncate(spool, 15 * MiB), 0);
+	assert_int_equal(up_file(p, spool, "big/file", NULL, NULL, &res), 0);
+	assert_int_equal(res.parts, 2);
+	verify("big/file", spool, &res);
+	close(spool);
+	up_pool_free(p);
+}
+
+/* A file that changes while up_file() reads it is not uploaded. */
+struct appender {
+	int fd;
+	useconds_t after;
+};
+
+static void *append_main(void *arg)
+{
+	struct appender *a = arg;
+	usleep(a->after);
+	struct stat st;
+	if (fstat(a->fd, &st) == 0 && pwrite(a->fd, "more", 4, st.st_size) != 4)
+		abort();
+	return NULL;
+}
+
+static void test_file_changes(void **state)
+{
+	/* One part in flight at a time, each slowed: up_file() takes ~2 s. */
+	struct up_pool *p = pool_new(5 * MiB, 0, 5 * MiB, 2, NULL);
+	int fd = spool_new();
+	unsigned char *buf = malloc(MiB);
+	for (uint64_t off = 0; off < 30 * MiB; off += MiB) {
+		fill(23, off, buf, MiB);
+		pwrite_all(fd, buf, MiB, (off_t)off);
+	}
+	free(buf);
+	assert_int_equal(fault("{\"latency_ms\":300,\"ops\":[\"UploadPart\"]}"), 0);
+	struct appender a = {.fd = fd, .after = 300000};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, append_main, &a), 0);
+	struct up_result res;
+	int rc = up_file(p, fd, "changing/file", NULL, NULL, &res);
+	pthread_join(t, NULL);
+	assert_int_equal(fault("off"), 0);
+	assert_int_equal(rc, -EAGAIN);
+	struct s3_object_info info = {0};
+	assert_int_equal(s3_head_object(s3, "changing/file", &info, NULL), -ENOENT);
+	close(fd);
+	up_pool_free(p);
+}
+
+/* Every test finished or aborted its uploads: none is left on the server. */
+static void test_no_uploads_left(void **state)
+{
+	char *ups = server_uploads();
+	assert_non_null(ups);
+	size_t n = strlen(ups);
+	while (n > 0 && (ups[n - 1] == '\n' || ups[n - 1] == ' '))
+		ups[--n] = '\0';
+	assert_string_equal(ups, "[]");
+	free(ups);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,9 +901,14 @@ int main(void)
 		cmocka_unit_test(test_part_growth),
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_up_file),
+		cmocka_unit_test(test_opts),
 		cmocka_unit_test(test_concurrent_backpressure),
 		cmocka_unit_test(test_injected_503),
 		cmocka_unit_test(test_server_down),
+		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_too_many_parts),
+		cmocka_unit_test(test_file_changes),
+		cmocka_unit_test(test_no_uploads_left),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

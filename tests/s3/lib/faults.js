@@ -5,6 +5,8 @@
 // Spec (every field optional):
 //   error_rate   0..1   answer with error_status instead of doing the request
 //   error_status 500 (InternalError, default) or 503 (SlowDown)
+//   error_as_200 true: CompleteMultipartUpload, CopyObject and UploadPartCopy
+//                get their error as S3 may send it, inside a 200 answer
 //   reset_rate   0..1   destroy the connection mid-request-body (the request
 //                       never reaches storage) or mid-response-body (it did)
 //   reset_when   "request" | "response" | "any" (default, picks at random):
@@ -25,7 +27,7 @@ const ERRORS = {
   500: ['InternalError', 'We encountered an internal error. Please try again.'],
   503: ['SlowDown', 'Please reduce your request rate.'],
 };
-const FIELDS = ['error_rate', 'error_status', 'reset_rate', 'reset_when', 'latency_ms', 'slow_bps',
+const FIELDS = ['error_rate', 'error_status', 'error_as_200', 'reset_rate', 'reset_when', 'latency_ms', 'slow_bps',
   'down_secs', 'ops', 'count', 'seed'];
 
 // mulberry32: small, fast, good enough to spread faults; seeded for replay.
@@ -48,6 +50,7 @@ function validate(spec, knownOps) {
   if (!num('error_rate', 0, 1)) return 'error_rate must be a number in 0..1';
   if (!num('reset_rate', 0, 1)) return 'reset_rate must be a number in 0..1';
   if (spec.error_status !== undefined && !ERRORS[spec.error_status]) return 'error_status must be 500 or 503';
+  if (spec.error_as_200 !== undefined && typeof spec.error_as_200 !== 'boolean') return 'error_as_200 must be true or false';
   if (spec.reset_when !== undefined && !['request', 'response', 'any'].includes(spec.reset_when)) {
     return 'reset_when must be "request", "response" or "any"';
   }
@@ -112,6 +115,7 @@ class Faults {
     if (s.error_rate > 0 && this.rng() < s.error_rate) {
       const status = s.error_status || 500;
       d.error = [status, ...ERRORS[status]];
+      d.errorAs200 = !!s.error_as_200;
     } else if (s.reset_rate > 0 && this.rng() < s.reset_rate) {
       const when = s.reset_when || 'any';
       d.reset = when === 'any' ? (this.rng() < 0.5 ? 'request' : 'response') : when;
@@ -174,4 +178,4 @@ function throttle(bps) {
   });
 }
 
-module.exports = { Faults, validate, throttle, ERRORS };
+module.exports = { Faults, validate, throttle };

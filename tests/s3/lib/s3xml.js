@@ -1,6 +1,6 @@
 'use strict';
 // S3's XML: escaping, error documents, and the few request bodies the proxy
-// reads (CompleteMultipartUpload). The bodies are S3's own small, flat
+// reads (CompleteMultipartUpload, DeleteObjects). The bodies are S3's own small, flat
 // schemas, so a tag scanner is enough; anything it cannot read is
 // MalformedXML, as on S3.
 
@@ -98,7 +98,8 @@ function text(xml, tag) {
   return e.length ? unesc(e[0].trim()) : undefined;
 }
 
-// CompleteMultipartUpload body -> [{ number, etag }] in request order, or null.
+// CompleteMultipartUpload body -> [{ number, etag, checksums: { ALGO: base64 } }]
+// in request order, or null.
 function parseCompleteBody(xml) {
   if (!/<CompleteMultipartUpload[\s>]/.test(xml) || !/<\/CompleteMultipartUpload>\s*$/.test(xml)) return null;
   const parts = [];
@@ -106,9 +107,27 @@ function parseCompleteBody(xml) {
     const num = text(p, 'PartNumber');
     const etag = text(p, 'ETag');
     if (num === undefined || etag === undefined || !/^\d+$/.test(num)) return null;
-    parts.push({ number: Number(num), etag: etag.replace(/"/g, '') });
+    const checksums = {};
+    for (const algo of ['SHA256', 'SHA1', 'CRC32', 'CRC32C', 'CRC64NVME']) {
+      const v = text(p, 'Checksum' + algo);
+      if (v !== undefined) checksums[algo] = v;
+    }
+    parts.push({ number: Number(num), etag: etag.replace(/"/g, ''), checksums });
   }
   return parts.length ? parts : null;
 }
 
-module.exports = { STATUS, esc, unesc, toXml, document, errorXml, elements, text, parseCompleteBody };
+// DeleteObjects body -> { quiet, keys } (keys exactly as sent), or null.
+function parseDeleteBody(xml) {
+  if (!/<Delete[\s>]/.test(xml) || !/<\/Delete>\s*$/.test(xml)) return null;
+  const keys = [];
+  for (const o of elements(xml, 'Object')) {
+    const k = elements(o, 'Key');
+    if (k.length !== 1) return null;
+    keys.push(unesc(k[0]));
+  }
+  if (keys.length === 0 || keys.length > 1000) return null;
+  return { quiet: text(xml, 'Quiet') === 'true', keys };
+}
+
+module.exports = { STATUS, document, errorXml, text, parseCompleteBody, parseDeleteBody };

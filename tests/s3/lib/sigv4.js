@@ -184,6 +184,9 @@ function verify(req, keys) {
       return { error: err('AuthorizationQueryParametersError',
         'X-Amz-Expires must be non-negative and less than a week (604800 seconds)') };
     }
+    // A presigned URL knows nothing of the body: its canonical request ends
+    // in UNSIGNED-PAYLOAD (as aws4 and botocore sign it). A hash header sent
+    // along is still held against the body.
     payloadHash = headers.get('x-amz-content-sha256') || 'UNSIGNED-PAYLOAD';
   } else {
     auth = parseAuthHeader(headers.get('authorization'));
@@ -277,7 +280,7 @@ function verify(req, keys) {
     canonicalQuery(query, presigned ? 'X-Amz-Signature' : null),
     canonicalHeaders,
     auth.signedHeaders,
-    payloadHash,
+    presigned ? 'UNSIGNED-PAYLOAD' : payloadHash,
   ].join('\n');
   const scope = [credDate, region, service, terminator].join('/');
   const stringToSign = [
@@ -303,4 +306,4 @@ function verify(req, keys) {
   return { accessKey, payloadHash, presigned, region };
 }
 
-module.exports = { verify, uriEncode, uriDecode, canonicalUri, parseQuery, canonicalQuery, parseAmzDate };
+module.exports = { verify, uriEncode, uriDecode, parseQuery };

@@ -18,10 +18,10 @@ class Uploads {
 
   _apply(r) {
     if (r.t === 'create') {
-      this.map.set(r.id, { id: r.id, bucket: r.bucket, key: r.key, initiated: r.initiated, parts: new Map() });
+      this.map.set(r.id, { id: r.id, bucket: r.bucket, key: r.key, initiated: r.initiated, algo: r.algo, parts: new Map() });
     } else if (r.t === 'part') {
       const u = this.map.get(r.id);
-      if (u) u.parts.set(r.n, { size: r.size, etag: r.etag, mtime: r.mtime, sha256: r.sha256 });
+      if (u) u.parts.set(r.n, { size: r.size, etag: r.etag, mtime: r.mtime, checksum: r.checksum });
     } else if (r.t === 'end') {
       this.map.delete(r.id);
     }
@@ -49,7 +49,7 @@ class Uploads {
   _records() {
     const out = [];
     for (const u of this.map.values()) {
-      out.push({ t: 'create', id: u.id, bucket: u.bucket, key: u.key, initiated: u.initiated });
+      out.push({ t: 'create', id: u.id, bucket: u.bucket, key: u.key, initiated: u.initiated, algo: u.algo });
       for (const [n, p] of u.parts) out.push({ t: 'part', id: u.id, n, ...p });
     }
     return out;
@@ -75,8 +75,9 @@ class Uploads {
     return n;
   }
 
-  create(bucket, key, id) {
-    this._log({ t: 'create', id, bucket, key, initiated: new Date().toISOString() });
+  // algo: the upload's checksum algorithm (x-amz-checksum-algorithm) or undefined.
+  create(bucket, key, id, algo) {
+    this._log({ t: 'create', id, bucket, key, initiated: new Date().toISOString(), algo });
   }
 
   get(id) {
@@ -84,7 +85,7 @@ class Uploads {
   }
 
   addPart(id, n, info) {
-    this._log({ t: 'part', id, n, size: info.size, etag: info.etag, mtime: info.mtime, sha256: info.sha256 });
+    this._log({ t: 'part', id, n, size: info.size, etag: info.etag, mtime: info.mtime, checksum: info.checksum });
   }
 
   remove(id) {
@@ -102,7 +103,7 @@ class Uploads {
 
   toJSON() {
     return this.list().map((u) => ({
-      bucket: u.bucket, key: u.key, upload_id: u.id, initiated: u.initiated,
+      bucket: u.bucket, key: u.key, upload_id: u.id, initiated: u.initiated, checksum_algorithm: u.algo,
       parts: [...u.parts.entries()].sort((a, b) => a[0] - b[0]).map(([n, p]) => ({ number: n, size: p.size, etag: p.etag })),
     }));
   }
