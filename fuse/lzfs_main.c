@@ -427,6 +427,9 @@ int main(int argc, char **argv)
 				.bucket = o.bucket,
 				.prefix = o.prefix,
 				.path_mode = SCAN_PATH_REL,
+				.overwrite = o.overwrite == LAND_OVERWRITE_REPLACE ? SCAN_OVERWRITE_REPLACE
+					     : o.overwrite == LAND_OVERWRITE_DENY  ? SCAN_OVERWRITE_DENY
+										   : SCAN_OVERWRITE_VERSION,
 				.files_per_task = o.files_per_task,
 				.part_size = o.part_size,
 				.source = "rescan",

@@ -73,6 +73,17 @@ const char *scan_mode_name(int mode)
 	return mode_names[mode];
 }
 
+int scan_overwrite_parse(const char *s)
+{
+	if (s && strcmp(s, "version") == 0)
+		return SCAN_OVERWRITE_VERSION;
+	if (s && strcmp(s, "replace") == 0)
+		return SCAN_OVERWRITE_REPLACE;
+	if (s && strcmp(s, "deny") == 0)
+		return SCAN_OVERWRITE_DENY;
+	return -EINVAL;
+}
+
 const char *scan_action_name(int a)
 {
 	static const char *const n[] = {"unchanged", "new", "changed", "verify", "append", "busy"};
@@ -1513,6 +1524,55 @@ static void track_part(void *arg, int part_number, const char *etag, uint64_t si
 	cat_obj_part_done(t->c->cat, t->id, part_number, etag, (int64_t)size);
 }
 
+struct prev {
+	int64_t skip_id;
+	const char *key;
+	int64_t id;
+	int version;
+};
+
+static int find_prev(const struct cat_obj *o, void *arg)
+{
+	struct prev *p = arg;
+	if (o->id == p->skip_id || o->state != CAT_INGESTED || o->symlink || strcmp(o->key, p->key))
+		return 0;
+	p->id = o->id;
+	p->version = o->version;
+	return 1;
+}
+
+/* overwrite=version: before new content replaces `key`, the newest ingested
+ * version of catpath still stored there is copied server-side to
+ * PREFIX/.lzfs/versions/PATH.vN and its row points there (what the landing
+ * zone does for files rewritten through the mount). If that fails the key
+ * must not be overwritten: the caller gives up on this file for now. */
+static int keep_previous(struct scan_ctx *c, const char *catpath, const char *key)
+{
+	if (c->cfg.overwrite != SCAN_OVERWRITE_VERSION)
+		return 0;
+	struct prev p = {.key = key};
+	int rc = cat_obj_versions(c->cat, catpath, find_prev, &p);
+	if ((rc < 0 && rc != -ENOENT) || !p.id)
+		return rc == -ENOENT ? 0 : rc;
+	size_t pl = strlen(c->prefix);
+	const char *rest = c->cfg.path_mode == SCAN_PATH_REL ? catpath : (pl ? key + pl + 1 : key);
+	char *vkey = NULL;
+	if (asprintf(&vkey, "%s%s%s/%s.v%d", c->prefix, pl ? "/" : "", SCAN_VERSIONS, rest,
+		     p.version) < 0)
+		return -ENOMEM;
+	char etag[S3_ETAG_MAX];
+	rc = s3_copy_object(c->s3, key, vkey, etag, NULL);
+	if (rc == 0)
+		rc = cat_obj_rename(c->cat, p.id, catpath, vkey);
+	if (rc == 0)
+		log_info("%s: version %d kept as s3://%s/%s", catpath, p.version, c->bucket, vkey);
+	else
+		log_err("%s: cannot keep version %d before overwriting it (%s); not sent now", catpath,
+			p.version, strerror(-rc));
+	free(vkey);
+	return rc;
+}
+
 /* Uploads the whole file as a new version of catpath. A file below one part
  * goes out as one PUT and is registered in one transaction afterwards (a
  * crash in between leaves nothing to clean up); a larger one gets its row
@@ -1852,6 +1912,17 @@ static enum outcome file_once(struct scan_ctx *c, int rootfd, const char *rel, s
 			out = O_HOOK_SKIP;
 			goto done;
 		}
+	}
+	if ((action == SCAN_CHANGED || action == SCAN_APPEND) && c->cfg.overwrite == SCAN_OVERWRITE_DENY) {
+		log_warn("%s: changed after it was ingested, and overwrite=deny: not sent again", rel);
+		snprintf(f->err, sizeof f->err, "changed after ingest (overwrite=deny)");
+		out = O_FAILED;
+		goto done;
+	}
+	if (have_row && row.state == CAT_INGESTED && (rc = keep_previous(c, f->catpath, f->key)) < 0) {
+		snprintf(f->err, sizeof f->err, "cannot keep the previous version: %s", strerror(-rc));
+		out = transient(rc) ? O_RETRY : O_FAILED;
+		goto done;
 	}
 	if (action == SCAN_APPEND) {
 		slot_get(c);
@@ -2449,6 +2520,9 @@ static int reg_entry(const struct s3_list_entry *e, void *arg)
 	if (kl == 0 || e->key[kl - 1] == '/')
 		return 0; /* a "folder" marker, not an object */
 	const char *rel = r->pl ? e->key + r->pl + 1 : e->key;
+	/* PREFIX/.lzfs/ holds kept versions and lzfs's own state, not files. */
+	if (strncmp(rel, ".lzfs/", 6) == 0)
+		return 0;
 	/* Filters on the key's segments, as if they were a tree. */
 	int excluded = 0;
 	for (const char *s = rel; !excluded;) {

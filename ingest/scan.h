@@ -148,6 +148,16 @@ void scan_openset_free(struct scan_openset *s);
 
 /* ---------- a scan ---------- */
 
+/* What a new version does to the object it replaces (as lzfs's overwrite=). */
+enum scan_overwrite {
+	SCAN_OVERWRITE_VERSION = 0, /* the previous content is first copied to
+				     * PREFIX/.lzfs/versions/PATH.vN and its row points there */
+	SCAN_OVERWRITE_REPLACE = 1, /* the previous content is replaced */
+	SCAN_OVERWRITE_DENY = 2,    /* an ingested file is never sent again (logged) */
+};
+#define SCAN_VERSIONS ".lzfs/versions"
+int scan_overwrite_parse(const char *s); /* value or -EINVAL */
+
 enum scan_path_mode {
 	SCAN_PATH_KEY = 0,  /* catalog path = collection + key below the prefix (default: the key) */
 	SCAN_PATH_REL = 1,  /* catalog path = path below the source dir (the spool rescanner) */
@@ -161,6 +171,7 @@ struct scan_config {
 	const char *collection;         /* SCAN_PATH_KEY: catalog collection of the prefix;
 					 * NULL = the prefix itself (path = key) */
 	int path_mode;
+	int overwrite;                  /* enum scan_overwrite */
 	const struct scan_filter *filter; /* may be NULL; owned by the caller */
 	const char *const *meta;        /* "NAME=VALUE" strings: S3 metadata and catalog AVUs */
 	int nmeta;

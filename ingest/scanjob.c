@@ -168,6 +168,12 @@ int sj_parse(int argc, char **argv, struct sj_spec **out, char *err, size_t errl
 							  "character, block, socket, pipe or link", val);
 		} else if (strcmp(opt, "--key-template") == 0) {
 			rc = set_str(&s->tmpl, val);
+		} else if (strcmp(opt, "--overwrite") == 0) {
+			int v = scan_overwrite_parse(val);
+			if (v < 0)
+				snprintf(msg, sizeof msg, "--overwrite %s: expected version, replace or deny", val);
+			else
+				s->cfg.overwrite = v;
 		} else if (strcmp(opt, "--collection") == 0) {
 			rc = set_str(&s->collection, val);
 		} else if (strcmp(opt, "--metadata") == 0) {
@@ -334,6 +340,8 @@ bad:
 	c->post_hook = s->post;
 	c->fail_hook = s->fail;
 	c->source = s->source_tag;
+	/* A top-level .lzfs is lzfs's own (a spool's catalog, kept versions). */
+	c->skip_top = ".lzfs";
 	c->settle_ms = s->settle * 1000;
 	*out = s;
 	return 0;

@@ -12,6 +12,8 @@
  *   --key-template TEMPLATE                            ({prefix}/{relpath})
  *   --collection PATH      catalog collection of the target prefix (the prefix)
  *   --metadata NAME=VALUE                              (repeatable)
+ *   --overwrite version|replace|deny   a new version keeps the old one under
+ *                          PREFIX/.lzfs/versions/ (version, the default)
  *   --pre-ingest CMD, --post-ingest CMD, --on-failure CMD, --hook-timeout SECS
  *   --max-retries N (2), --timeout SECS (per pass, 0 = none), --workers N (16),
  *   --files-per-task N (50), --settle-time SECS (0 once, else 5),

@@ -127,6 +127,8 @@ while snap && [ "$(row "cp/a b/file with spaces.txt" version) $(row "cp/a b/file
 	[ $SECONDS -lt $deadline ]; do sleep 0.3; done
 check_eq "a changed file: version 2, ingested" "2 ingested" \
 	"$(row "cp/a b/file with spaces.txt" version) $(row "cp/a b/file with spaces.txt" state)"
+check_eq "a changed file: version 1 kept under .lzfs/versions (overwrite=version)" "space" \
+	"$(s3cat "d/.lzfs/versions/cp/a b/file with spaces.txt.v1")"
 before=$(grep -cE " (PutObject|CompleteMultipartUpload) " "$S3_DIR/access.log")
 kill -USR1 "$LZFS_PID" # a full walk now
 sleep 2

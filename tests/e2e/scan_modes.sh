@@ -85,6 +85,18 @@ check_eq "put-sync: ... its row has the new mtime" \
 	"$(date -d '2020-01-01 00:00:00' +%s)000000000" "$(field "sync/a b/c%d/100%.dat" mtime_ns)"
 check_eq "put-sync: ... and stays version 1" 1 "$(field "sync/a b/c%d/100%.dat" version)"
 check "put-sync: summary: 1 uploaded, 1 touched" bash -c "grep -q ' 1 uploaded' <<<'$out' && grep -q '1 touched' <<<'$out'"
+check_eq "put-sync: version 1 was kept under .lzfs/versions (overwrite=version)" "ok " \
+	"$(s3cat sync/.lzfs/versions/empty.v1 && echo ok) $(ctl --json stat --version 1 sync/empty | jq -r .object.key | grep -v '^sync/.lzfs/versions/empty.v1$')"
+printf 'denied\n' >>"$ssrc/keep/x.tmp"
+out=$(scan --overwrite deny "$ssrc" "s3://$B/sync" 2>&1)
+check "overwrite=deny: a changed ingested file is refused and said so" \
+	bash -c "grep -q 'overwrite=deny' <<<'$out' && grep -q '1 failed' <<<'$out'"
+check_eq "overwrite=deny: ... and not sent" "tmp" "$(s3cat sync/keep/x.tmp)"
+scan --overwrite replace "$ssrc" "s3://$B/sync" >/dev/null 2>&1
+check_eq "overwrite=replace: sent over the old object" "$(cat "$ssrc/keep/x.tmp")" "$(s3cat sync/keep/x.tmp)"
+check_eq "overwrite=replace: no version kept" "" "$(s3keys sync/.lzfs/versions/keep/)"
+check_eq "put-sync: .lzfs/ keys are never registered as files" 0 \
+	"$(scan --mode register "s3://$B/sync" 2>&1 >/dev/null; ctl --json find sync/.lzfs 2>/dev/null | jq length 2>/dev/null || echo 0)"
 
 # ---- put-append: a grown file sends only its new bytes.
 asrc=$T_DIR/append-src
@@ -112,6 +124,7 @@ check_eq "put-append: ... with no copy" 0 "$(ops UploadPartCopy app/small.bin)"
 check_eq "put-append: a grown file whose head changed is sent whole" "$(sha256sum <"$asrc/rewritten.bin")" "$(s3cat app/rewritten.bin | sha256sum)"
 check_eq "put-append: ... with no copy" 0 "$(ops UploadPartCopy app/rewritten.bin)"
 check_eq "put-append: no multipart upload left open" 0 "$("$S3SERVER" uploads "$S3_DIR" | jq length)"
+check_eq "put-append: the old log.bin kept as version 1" "$((6 * M + 123))" "$(s3cat app/.lzfs/versions/log.bin.v1 | wc -c)"
 
 # ---- no-op: reports what put-sync would do and changes nothing.
 printf 'x\n' >>"$ssrc/empty"
