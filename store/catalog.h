@@ -104,6 +104,7 @@ struct cat_stats {
 	uint64_t max_batch;      /* most requests taken at once */
 	uint64_t busy_ns;        /* writer time inside transactions (wall) */
 	uint64_t cpu_ns;         /* writer thread CPU time */
+	uint64_t checkpoints;    /* WAL checkpoints run by the checkpointer */
 };
 void cat_stats(struct cat *cat, struct cat_stats *out);
 /* How long a write or read waits for a lock held by another process before

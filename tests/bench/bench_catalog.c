@@ -163,12 +163,13 @@ int main(int argc, char **argv)
 	printf("names %s\nmode %s\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
 	       "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
 	       "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
-	       "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\n",
+	       "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n",
 	       spread ? "per-thread" : "sequential", full ? "full" : "add", (long long)rows, threads, errors, secs, rows / secs,
 	       st.requests / secs, (unsigned long long)st.transactions,
 	       (double)st.requests / (st.transactions ? st.transactions : 1),
 	       (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
-	       st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0);
+	       st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
+	       (unsigned long long)st.checkpoints);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */

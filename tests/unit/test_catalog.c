@@ -1283,6 +1283,46 @@ static void test_group_commit(void **state)
 	assert_int_equal(st.versions, 4800);
 }
 
+/* Sustained writes scattered over many directories (several WAL pages per
+ * row): the checkpointer thread and the writer together must keep
+ * starting the WAL over, or it would grow past 300 MB here. */
+struct walwatch {
+	const char *wal;
+	volatile int stop;
+	off_t max;
+};
+
+static void *wal_watch(void *arg)
+{
+	struct walwatch *w = arg;
+	while (!w->stop) {
+		struct stat st;
+		if (stat(w->wal, &st) == 0 && st.st_size > w->max)
+			w->max = st.st_size;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static void test_wal_bounded(void **state)
+{
+	struct fx *f = *state;
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", f->file);
+	struct walwatch w = {.wal = wal};
+	pthread_t t;
+	pthread_create(&t, NULL, wal_watch, &w);
+	assert_int_equal(run_adders(f->cat, "wal", 16, 1250), 0);
+	w.stop = 1;
+	pthread_join(t, NULL);
+	struct cat_stats st;
+	cat_stats(f->cat, &st);
+	print_message("# 20000 scattered rows: largest WAL %lld KiB, %llu background checkpoints\n",
+		      (long long)w.max / 1024, (unsigned long long)st.checkpoints);
+	assert_true(st.checkpoints > 0);
+	assert_true(w.max < 64 << 20);
+}
+
 /* A reader in another process, polling while 4 threads write: never an
  * error, and the counts never go back. */
 static void test_concurrent_reader(void **state)
@@ -1531,6 +1571,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
 	};
