@@ -1,11 +1,14 @@
 /* catalog.h - the catalog of collections and data objects (SQLite).
  *
- * One database file in WAL mode. Writes go through one writer thread owned
- * by the catalog: each write call queues its statement and waits until the
+ * One database file in WAL mode, synchronous=FULL: a write call that
+ * returned 0 is on disk. Writes go through one writer thread owned by the
+ * catalog: each write call queues its request and waits until the
  * transaction holding it has committed (group commit), so many threads
- * registering small files share one fsync. Reads use a per-call read
- * connection and may run in any thread and any process (lzfsctl reads while
- * the daemon writes).
+ * registering small files share one fsync; each request runs under its own
+ * savepoint, so a failed one is undone alone. A second thread copies the
+ * WAL into the database file (checkpoints) off the commit path. Reads
+ * borrow a connection from a small pool, never wait for the writer, and may
+ * run in any thread and any process (lzfsctl reads while the daemon writes).
  *
  * Paths are relative to the mount root, without a leading or trailing '/',
  * "" being the root collection. Object rows are versions: a path has one
