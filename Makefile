@@ -99,13 +99,34 @@ torture: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) TORTURE=1 tests/run $(T)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
-	install -m 755 $(BUILD)/lzfs $(DESTDIR)$(PREFIX)/bin/lzfs
-	install -m 755 $(BUILD)/lzfsctl $(DESTDIR)$(PREFIX)/bin/lzfsctl
+# Installs the programs, the systemd unit, the man pages and an example
+# configuration. mount -t fuse.lzfs needs no helper of ours: mount.fuse3 runs
+# `lzfs` from the default PATH (mount(8) drops the caller's), which has
+# /usr/local/bin and /usr/bin. The configuration is always read from /etc/lzfs.
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+CONFDIR    ?= /etc/lzfs
+MANPAGES   := $(wildcard docs/man/*.[1-8])
+UNITS_SD   := $(wildcard systemd/*.service)
 
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) \
+		$(sort $(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))))
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	for u in $(UNITS_SD); do \
+		sed 's|@BINDIR@|$(BINDIR)|g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/} && \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; done
+	for m in $(MANPAGES); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; done
+	install -m 644 docs/lzfs.conf.example $(DESTDIR)$(CONFDIR)/lzfs.conf.example
+
+# Leaves /etc/lzfs/lzfs.conf and anything else an admin put there.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/lzfs $(DESTDIR)$(PREFIX)/bin/lzfsctl
+	rm -f $(foreach p,$(PROGS),$(DESTDIR)$(BINDIR)/$(notdir $(p))) \
+		$(foreach u,$(UNITS_SD),$(DESTDIR)$(UNITDIR)/$(notdir $(u))) \
+		$(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(DESTDIR)$(CONFDIR)/lzfs.conf.example
+	-rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null
 
 compile_commands.json:
 	$(MAKE) clean && bear -- $(MAKE) all

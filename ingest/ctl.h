@@ -22,6 +22,8 @@ enum ctl_exit {
 	CTL_NOTFOUND = 1,    /* not found, or no match */
 	CTL_USAGE = 2,
 	CTL_ERROR = 3,       /* the catalog could not be opened or read */
+	CTL_BAD_DATA = 4,    /* get/verify: an object in S3 differs from the catalog or is missing */
+	CTL_S3_ERROR = 5,    /* get/verify: S3 (or DEST) could not be read or written */
 };
 
 struct ctl_opts {
@@ -41,6 +43,10 @@ int ctl_events(int argc, char **argv, const struct ctl_opts *o);
 int ctl_status(int argc, char **argv, const struct ctl_opts *o);
 int ctl_check(int argc, char **argv, const struct ctl_opts *o);
 int ctl_debug_add(int argc, char **argv, const struct ctl_opts *o);
+
+/* objects read back from S3 (ctl_get.c) */
+int ctl_get(int argc, char **argv, const struct ctl_opts *o);
+int ctl_verify(int argc, char **argv, const struct ctl_opts *o);
 
 /* --- helpers (ctl_util.c) --- */
 

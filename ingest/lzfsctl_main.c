@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	{"events", ctl_events, "[--limit N] [PATH]            the audit log"},
 	{"status", ctl_status, "                              counts per state, bytes, oldest pending"},
 	{"check", ctl_check, "                               verify the catalog file"},
+	{"get", ctl_get, "[--version N] PATH DEST          download an object from S3, checked"},
+	{"verify", ctl_verify, "[--jobs N] PATH...|--all         re-read objects from S3, compare SHA-256"},
 	{"debug-add", ctl_debug_add, NULL},
 };
 
@@ -50,7 +52,9 @@ static void usage(FILE *f)
 		   "Read commands open the catalog read-only and may run while lzfs writes it.\n"
 		   "\n"
 		   "Exit status: 0 success; 1 not found or no match; 2 usage error;\n"
-		   "3 catalog error (missing, not a catalog, corrupt, locked).\n");
+		   "3 catalog error (missing, not a catalog, corrupt, locked);\n"
+		   "get/verify: 4 an object in S3 differs from the catalog or is missing,\n"
+		   "5 S3 could not be read.\n");
 }
 
 int main(int argc, char **argv)

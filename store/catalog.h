@@ -128,12 +128,15 @@ int cat_coll_get(struct cat *cat, const char *path, struct cat_coll *out);
 int cat_coll_remove(struct cat *cat, const char *path);
 
 /* --- objects --- */
-/* Registers a new version of o->path in state `pending` (o->state ignored)
- * and makes it the current version; the previous current version, if any,
- * stays as an older version. Parent collections are created. Sets o->id and
- * o->version. Fields used: path, bucket, key, size, mode, uid, gid,
- * mtime_ns, source, symlink. The new version starts with a copy of the
- * metadata (AVUs) of the version it replaces. */
+/* Registers a new version of o->path and makes it the current version; the
+ * previous current version, if any, stays as an older version. Parent
+ * collections are created. Sets o->id and o->version. Fields used: path,
+ * bucket, key, size, mode, uid, gid, mtime_ns, source, symlink, state.
+ * o->state is CAT_PENDING (the usual start), or CAT_INGESTED for an object
+ * already uploaded and verified (sha256 and etag used too; ingest_ns set
+ * now): one transaction, one commit, for small files; any other state is
+ * refused (-EINVAL). Events: "add", then "ingested". The new version
+ * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
 
 /* Transitions; each also appends an event. */

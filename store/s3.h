@@ -145,6 +145,15 @@ int s3_get_object_fd(struct s3_client *c, const char *key, int fd,
 int s3_get_range(struct s3_client *c, const char *key, uint64_t off, size_t len,
 		 void *buf, size_t *got, struct s3_status *st);
 
+/* s3_get_range for one known version of the object. if_match (ETag without
+ * quotes, may be NULL) is sent as If-Match: a different object answers 412,
+ * returned as -ESTALE without retries. etag (may be NULL) receives the
+ * answer's ETag without quotes ("" if the server sent none), so callers can
+ * also catch servers that ignore If-Match. */
+int s3_get_range_ex(struct s3_client *c, const char *key, uint64_t off, size_t len,
+		    void *buf, size_t *got, const char *if_match, char etag[S3_ETAG_MAX],
+		    struct s3_status *st);
+
 int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *info,
 		   struct s3_status *st);
 

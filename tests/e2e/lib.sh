@@ -72,3 +72,72 @@ make_creds() {
 require_fuse() {
 	if [ ! -e /dev/fuse ]; then skip "$1" "/dev/fuse is missing"; exit 0; fi
 }
+
+# lzfs_mount NAME [-o OPTS]: mounts s3://$TEST_BUCKET/NAME on $T_DIR/NAME.mnt in
+# the foreground (background process), spool $T_DIR/NAME.spool. Sets MNT,
+# SPOOL, CATALOG, LZFS_LOG, LZFS_PID. Extra -o options are appended.
+lzfs_mount() {
+	local name=$1; shift
+	local extra=""
+	[ "${1:-}" = "-o" ] && { extra=",$2"; shift 2; }
+	MNT=$T_DIR/$name.mnt
+	SPOOL=${SPOOL_OVERRIDE:-$T_DIR/$name.spool}
+	CATALOG=$SPOOL/.lzfs/catalog.db
+	LZFS_LOG=$T_DIR/$name.log
+	mkdir -p "$MNT" "$SPOOL"
+	local creds
+	creds=$(make_creds)
+	"$LZFS" -f -o "endpoint=$S3_ENDPOINT,credentials=$creds,landing=$SPOOL,log_level=debug$extra" \
+		"s3://$TEST_BUCKET/$name" "$MNT" 2>>"$LZFS_LOG" &
+	LZFS_PID=$!
+	at_exit "lzfs_umount '$MNT' $LZFS_PID"
+	local i
+	for i in $(seq 1 100); do
+		if mountpoint -q "$MNT"; then return 0; fi
+		if ! kill -0 $LZFS_PID 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	not_ok "lzfs mounts $name"
+	sed 's/^/# /' "$LZFS_LOG" | tail -20
+	return 1
+}
+
+# lzfs_umount MNT PID: unmounts and waits for the daemon to exit (drained).
+lzfs_umount() {
+	local mnt=$1 pid=$2 i
+	mountpoint -q "$mnt" && fusermount3 -u "$mnt" 2>/dev/null
+	for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null
+	fusermount3 -uz "$mnt" 2>/dev/null
+	return 1
+}
+
+# obj_matches KEY FILE: the S3 object (read back with awscli) equals FILE.
+obj_matches() {
+	local out=$T_DIR/.get.$$
+	awss3 s3 cp --quiet "s3://$TEST_BUCKET/$1" "$out" >/dev/null 2>&1 && cmp -s "$out" "$2"
+	local rc=$?
+	rm -f "$out"
+	return $rc
+}
+
+# xa FILE NAME: a user.lzfs.* attribute of FILE on the mount.
+xa() { getfattr --only-values -n "user.lzfs.$2" "$1" 2>/dev/null; }
+
+# ingested_ok DESC MOUNTFILE KEY SOURCE: state ingested, sha256 right, S3 bytes equal.
+ingested_ok() {
+	local desc=$1 f=$2 key=$3 src=$4
+	local state sum want
+	state=$(xa "$f" state)
+	sum=$(xa "$f" sha256)
+	want=$(sha256sum <"$src" | cut -d' ' -f1)
+	if [ "$state" = ingested ] && [ "$sum" = "$want" ] && obj_matches "$key" "$src"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "state=$state sha256=$sum want=$want key=$key"
+	fi
+}
+
+# daemon_rss_peak PID: VmHWM in KiB.
+daemon_rss_peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }

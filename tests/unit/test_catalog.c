@@ -252,6 +252,68 @@ static void test_transition_fields(void **state)
 	assert_int_equal(cat_obj_set_attr(f->cat, 987654, 0, 0, 0, 0), -ENOENT);
 }
 
+/* A small file already sent and verified: registered as ingested by the
+ * add itself, one request and one commit. */
+static void test_add_ingested(void **state)
+{
+	struct fx *f = *state;
+	const char *sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	struct cat_obj o = {.path = "small/f", .bucket = "b", .key = "k/small/f", .size = 42,
+			    .mode = S_IFREG | 0644, .source = "mount", .state = CAT_INGESTED};
+	strcpy(o.sha256, sha);
+	strcpy(o.etag, "abc-1");
+	struct cat_stats s0, s1;
+	cat_stats(f->cat, &s0);
+	assert_int_equal(cat_obj_add(f->cat, &o), 0);
+	cat_stats(f->cat, &s1);
+	assert_int_equal(s1.requests - s0.requests, 1);
+	assert_int_equal(s1.transactions - s0.transactions, 1);
+	assert_int_equal(o.state, CAT_INGESTED);
+	struct cat_obj g;
+	assert_int_equal(cat_obj_get(f->cat, "small/f", &g), 0);
+	assert_int_equal(g.id, o.id);
+	assert_int_equal(g.state, CAT_INGESTED);
+	assert_int_equal(g.size, 42);
+	assert_string_equal(g.sha256, sha);
+	assert_string_equal(g.etag, "abc-1");
+	assert_true(g.ingest_ns > 0 && g.ingest_ns >= g.ctime_ns);
+	assert_null(g.upload_id);
+	cat_obj_clear(&g);
+	struct evlist ev = {0};
+	assert_int_equal(cat_events(f->cat, "small/f", 0, ev_cb, &ev), 0);
+	assert_int_equal(ev.n, 2);
+	assert_string_equal(ev.kinds[0], "add");
+	assert_string_equal(ev.kinds[1], "ingested");
+	struct cat_status st;
+	assert_int_equal(cat_status(f->cat, &st), 0);
+	assert_int_equal(st.count[CAT_INGESTED], 1);
+	assert_int_equal(st.count[CAT_PENDING], 0);
+	assert_int_equal(st.bytes_ingested, 42);
+	/* Without a checksum is allowed (unknown), a malformed one is not,
+	 * and no other starting state. */
+	struct cat_obj n = {.path = "small/g", .bucket = "b", .key = "k/g", .state = CAT_INGESTED};
+	assert_int_equal(cat_obj_add(f->cat, &n), 0);
+	strcpy(n.sha256, "not hex");
+	n.path = "small/h";
+	assert_int_equal(cat_obj_add(f->cat, &n), -EINVAL);
+	n.sha256[0] = 0;
+	for (int s = CAT_UPLOADING; s <= CAT_DELETED; s++) {
+		if (s == CAT_INGESTED)
+			continue;
+		n.state = s;
+		assert_int_equal(cat_obj_add(f->cat, &n), -EINVAL);
+	}
+	assert_int_equal(cat_obj_get(f->cat, "small/h", &g), -ENOENT);
+	/* It then lives like any ingested version. */
+	assert_int_equal(cat_obj_set_uploading(f->cat, o.id, NULL), -EINVAL);
+	int64_t v2 = add_obj(f->cat, "small/f", 7);
+	assert_int_equal(cat_obj_set_deleted(f->cat, v2, "bad"), 0);
+	assert_int_equal(cat_obj_get(f->cat, "small/f", &g), 0);
+	assert_int_equal(g.id, o.id);
+	cat_obj_clear(&g);
+	assert_int_equal(cat_obj_set_deleted(f->cat, o.id, NULL), 0);
+}
+
 static int part_cb(int n, const char *etag, int64_t size, void *arg)
 {
 	char *buf = arg;
@@ -1553,6 +1615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transition_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_ingested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_promotes, setup, teardown),
