@@ -28,6 +28,9 @@
 #define CAT_BATCH_MAX 1000    /* requests per transaction */
 #define CAT_BUSY_MS 10000
 #define CAT_POOL_IDLE 8       /* idle read connections kept open */
+#define CAT_CKPT_PAGES 1000   /* WAL pages that wake the checkpointer */
+#define CAT_WAL_RESET_PAGES 4000 /* the writer finishes an idle checkpointer's work */
+#define CAT_WAL_MAX_PAGES 65536 /* the writer checkpoints itself, even if busy */
 
 /* ------------------------------------------------------------------ */
 /* schema */
@@ -167,8 +170,9 @@ static const char *const wsql[W_COUNT] = {
 			  " FROM objects WHERE path = ?1",
 	[W_DEMOTE] = "UPDATE objects SET current = 0 WHERE id = ?1 RETURNING state, size",
 	[W_OBJ_INSERT] = "INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid,"
-			 " gid, mtime_ns, ctime_ns, source, state, symlink, current)"
-			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, 1)",
+			 " gid, mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag,"
+			 " ingest_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14,"
+			 " ?13, 1, ?15, ?16, ?17)",
 	[W_META_COPY] = "INSERT INTO meta(kind, target, name, value, unit)"
 			" SELECT 0, ?2, name, value, unit FROM meta WHERE kind = 0 AND target = ?1",
 	[W_EVENT] = "INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -284,6 +288,18 @@ struct cat {
 	int writer_started;
 	pthread_t writer;
 	struct cat_stats stats;     /* under qlock */
+
+	/* The checkpointer copies WAL pages into the database file on its own
+	 * connection, so commits never wait for it (SQLite would otherwise run
+	 * checkpoints inside the COMMIT of the writer). */
+	sqlite3 *ckdb;
+	pthread_t ckpt;
+	int ckpt_started;
+	pthread_mutex_t cklock;
+	pthread_cond_t ckcond;
+	int ck_wanted, ck_stop, ck_running;
+	uint64_t checkpoints;       /* under cklock */
+	int wal_warned;
 
 	pthread_mutex_t plock;
 	struct rconn *idle;         /* read connection pool */
@@ -735,6 +751,75 @@ static void rconn_close(struct rconn *r)
 
 static void *writer_main(void *arg);
 
+/* Called by SQLite in the writer after each commit, with the WAL's size.
+ *
+ * Checkpoints copy WAL pages into the database file. SQLite runs them in
+ * the COMMIT that crosses a threshold, which made them most of the writer's
+ * time; here a thread does the copying on its own connection instead. But a
+ * checkpoint running beside a writer that keeps appending never reaches the
+ * WAL's end, and SQLite only starts the WAL over once everything is copied:
+ * so when the WAL has grown and the checkpointer is idle (its pass done,
+ * most pages copied), the writer copies the rest itself, between two of its
+ * transactions, and the next one starts the WAL over. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct cat *c = arg;
+	int inline_ckpt = 0;
+	pthread_mutex_lock(&c->cklock);
+	if (pages >= CAT_WAL_MAX_PAGES) {
+		inline_ckpt = 1;
+	} else if (pages >= CAT_WAL_RESET_PAGES && !c->ck_running && !c->ck_wanted) {
+		inline_ckpt = 1;
+	} else if (pages >= CAT_CKPT_PAGES && !c->ck_running) {
+		c->ck_wanted = 1;
+		pthread_cond_signal(&c->ckcond);
+	}
+	pthread_mutex_unlock(&c->cklock);
+	if (inline_ckpt) {
+		if (pages >= CAT_WAL_MAX_PAGES && !c->wal_warned) {
+			log_warn("catalog %s: the WAL holds %d pages; the writer checkpoints itself",
+				 c->file, pages);
+			c->wal_warned = 1;
+		}
+		/* Busy if the checkpointer is at it after all: then next time. */
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct cat *c = arg;
+	int warned = 0;
+	pthread_setname_np(pthread_self(), "lzfs-checkpoint");
+	pthread_mutex_lock(&c->cklock);
+	for (;;) {
+		while (!c->ck_wanted && !c->ck_stop)
+			pthread_cond_wait(&c->ckcond, &c->cklock);
+		if (c->ck_stop)
+			break;
+		c->ck_wanted = 0;
+		c->ck_running = 1;
+		pthread_mutex_unlock(&c->cklock);
+		/* PASSIVE: copies what no reader still needs, without waiting
+		 * for anyone. Again while the writer appended a lot meanwhile. */
+		int rc, log = 0, done = 0;
+		do {
+			rc = sqlite3_wal_checkpoint_v2(c->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+						       &done);
+		} while (rc == SQLITE_OK && log - done >= CAT_CKPT_PAGES && !c->ck_stop);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned) {
+			log_warn("catalog %s: checkpoint: %s", c->file, sqlite3_errmsg(c->ckdb));
+			warned = 1;
+		}
+		pthread_mutex_lock(&c->cklock);
+		c->ck_running = 0;
+		c->checkpoints++;
+	}
+	pthread_mutex_unlock(&c->cklock);
+	return NULL;
+}
+
 static void sqlite_once(void)
 {
 	/* lzfs is SQLite's only user in its processes. Without this, every
@@ -763,6 +848,8 @@ int cat_open(const char *file, int flags, struct cat **out)
 	pthread_mutex_init(&c->qlock, NULL);
 	pthread_cond_init(&c->qcond, NULL);
 	pthread_mutex_init(&c->plock, NULL);
+	pthread_mutex_init(&c->cklock, NULL);
+	pthread_cond_init(&c->ckcond, NULL);
 
 	int ro = flags & CAT_READONLY;
 	int create = check_file(c);
@@ -848,6 +935,24 @@ int cat_open(const char *file, int flags, struct cat **out)
 			      "configuring the writer");
 	if (rc)
 		goto fail;
+	rc = sqlite3_open_v2(file, &c->ckdb, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		rc = db_fail(c, c->ckdb, rc, "opening the checkpointer's connection");
+		goto fail;
+	}
+	/* FULL: a checkpoint syncs the WAL before and the database after. */
+	if ((rc = conn_setup(c, c->ckdb, 0)) ||
+	    (rc = exec_sql(c, c->ckdb, "PRAGMA synchronous = FULL", "configuring checkpoints")))
+		goto fail;
+	rc = pthread_create(&c->ckpt, NULL, ckpt_main, c);
+	if (rc) {
+		log_err("catalog %s: cannot start the checkpointer thread: %s", file, strerror(rc));
+		rc = -rc;
+		goto fail;
+	}
+	c->ckpt_started = 1;
+	/* Replaces SQLite's own checkpoints at commit. */
+	sqlite3_wal_hook(c->db, wal_hook, c);
 	rc = pthread_create(&c->writer, NULL, writer_main, c);
 	if (rc) {
 		log_err("catalog %s: cannot start the writer thread: %s", file, strerror(rc));
@@ -873,6 +978,15 @@ void cat_close(struct cat *c)
 		pthread_mutex_unlock(&c->qlock);
 		pthread_join(c->writer, NULL);
 	}
+	if (c->ckpt_started) {
+		pthread_mutex_lock(&c->cklock);
+		c->ck_stop = 1;
+		pthread_cond_signal(&c->ckcond);
+		pthread_mutex_unlock(&c->cklock);
+		pthread_join(c->ckpt, NULL);
+	}
+	if (c->ckdb)
+		sqlite3_close(c->ckdb);
 	while (c->idle) {
 		struct rconn *r = c->idle;
 		c->idle = r->next;
@@ -891,6 +1005,8 @@ void cat_close(struct cat *c)
 	pthread_mutex_destroy(&c->qlock);
 	pthread_cond_destroy(&c->qcond);
 	pthread_mutex_destroy(&c->plock);
+	pthread_mutex_destroy(&c->cklock);
+	pthread_cond_destroy(&c->ckcond);
 	free(c->file);
 	free(c);
 }
@@ -900,6 +1016,9 @@ void cat_stats(struct cat *c, struct cat_stats *out)
 	pthread_mutex_lock(&c->qlock);
 	*out = c->stats;
 	pthread_mutex_unlock(&c->qlock);
+	pthread_mutex_lock(&c->cklock);
+	out->checkpoints = c->checkpoints;
+	pthread_mutex_unlock(&c->cklock);
 }
 
 void cat_set_busy_timeout(struct cat *c, int ms)
@@ -1115,12 +1234,31 @@ static int w_make_room(struct cat *c, const char *path, int64_t *prev, int *vers
 	return cur ? w_demote(c, cur) : 0;
 }
 
+static int hex64(const char *s)
+{
+	if (strlen(s) != 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
 static int w_op_obj_add(struct cat *c, struct req *r)
 {
 	const struct cat_obj *o = r->obj;
+	/* Ingested at once: a small file already sent in one PUT and verified. */
+	int ingested = o->state == CAT_INGESTED;
 	if (!path_valid(o->path, 0) || !o->key || !*o->key) {
 		log_warn("catalog %s: refusing to add an object with an invalid path or key",
 			 c->file);
+		return -EINVAL;
+	}
+	if ((o->state != CAT_PENDING && !ingested) ||
+	    (ingested && ((o->sha256[0] && !hex64(o->sha256)) ||
+			  !memchr(o->etag, '\0', sizeof o->etag)))) {
+		log_warn("catalog %s: %s: an object is added as pending, or as ingested with a "
+			 "sha256 in hex", c->file, o->path);
 		return -EINVAL;
 	}
 	const char *slash = strrchr(o->path, '/');
@@ -1169,10 +1307,14 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 	sqlite3_bind_int64(st, 11, now);
 	bind_text(st, 12, o->source ? o->source : "");
 	bind_text(st, 13, o->symlink);
+	sqlite3_bind_int(st, 14, ingested ? CAT_INGESTED : CAT_PENDING);
+	bind_text(st, 15, ingested ? o->sha256 : "");
+	bind_text(st, 16, ingested ? o->etag : "");
+	sqlite3_bind_int64(st, 17, ingested ? now : 0);
 	if ((rc = st_exec(c, c->db, st, "adding an object")))
 		return rc;
 	int64_t id = sqlite3_last_insert_rowid(c->db);
-	tally(c, CAT_PENDING, 1, o->size, +1);
+	tally(c, ingested ? CAT_INGESTED : CAT_PENDING, 1, o->size, +1);
 	c->req_tally.n[6]++;
 	if (prev) {
 		/* Metadata follows the path: the new version starts with the
@@ -1190,21 +1332,12 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
-	if (rc == 0 && o->state == CAT_INGESTED) {
-		/* Already uploaded and verified (a small file sent in one PUT):
-		 * registered as ingested in the same transaction. */
-		WST(ing, W_SET_INGESTED);
-		sqlite3_bind_int64(ing, 1, id);
-		sqlite3_bind_int64(ing, 2, o->size);
-		bind_text(ing, 3, o->sha256);
-		bind_text(ing, 4, o->etag);
-		sqlite3_bind_int64(ing, 5, now);
-		if ((rc = st_exec(c, c->db, ing, "registering an ingested object")))
-			return rc;
-		if (asprintf(&detail, "%lld bytes, sha256 %s, etag %s", (long long)o->size,
-			     o->sha256[0] ? o->sha256 : "-", o->etag[0] ? o->etag : "-") < 0)
+	if (rc == 0 && ingested) {
+		/* The same history as the long way, in the same transaction. */
+		if (asprintf(&detail, "%lld bytes, etag %s", (long long)o->size,
+			     o->etag[0] ? o->etag : "-") < 0)
 			return -ENOMEM;
-		rc = w_event(c, id, o->path, "ingested", detail);
+		rc = w_event(c, id, NULL, "ingested", detail);
 		free(detail);
 	}
 	r->id = id;
@@ -1251,16 +1384,6 @@ static int w_row(struct cat *c, int64_t id, struct row *row)
 		return -ENOENT;
 	}
 	return db_fail(c, c->db, rc, "reading an object");
-}
-
-static int hex64(const char *s)
-{
-	if (strlen(s) != 64)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
 }
 
 static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)

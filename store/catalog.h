@@ -1,11 +1,14 @@
 /* catalog.h - the catalog of collections and data objects (SQLite).
  *
- * One database file in WAL mode. Writes go through one writer thread owned
- * by the catalog: each write call queues its statement and waits until the
+ * One database file in WAL mode, synchronous=FULL: a write call that
+ * returned 0 is on disk. Writes go through one writer thread owned by the
+ * catalog: each write call queues its request and waits until the
  * transaction holding it has committed (group commit), so many threads
- * registering small files share one fsync. Reads use a per-call read
- * connection and may run in any thread and any process (lzfsctl reads while
- * the daemon writes).
+ * registering small files share one fsync; each request runs under its own
+ * savepoint, so a failed one is undone alone. A second thread copies the
+ * WAL into the database file (checkpoints) off the commit path. Reads
+ * borrow a connection from a small pool, never wait for the writer, and may
+ * run in any thread and any process (lzfsctl reads while the daemon writes).
  *
  * Paths are relative to the mount root, without a leading or trailing '/',
  * "" being the root collection. Object rows are versions: a path has one
@@ -104,6 +107,7 @@ struct cat_stats {
 	uint64_t max_batch;      /* most requests taken at once */
 	uint64_t busy_ns;        /* writer time inside transactions (wall) */
 	uint64_t cpu_ns;         /* writer thread CPU time */
+	uint64_t checkpoints;    /* WAL checkpoints run by the checkpointer */
 };
 void cat_stats(struct cat *cat, struct cat_stats *out);
 /* How long a write or read waits for a lock held by another process before
@@ -130,7 +134,8 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * bucket, key, size, mode, uid, gid, mtime_ns, source, symlink, state.
  * o->state is CAT_PENDING (the usual start), or CAT_INGESTED for an object
  * already uploaded and verified (sha256 and etag used too; ingest_ns set
- * now): one transaction, one commit, for small files. The new version
+ * now): one transaction, one commit, for small files; any other state is
+ * refused (-EINVAL). Events: "add", then "ingested". The new version
  * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
 

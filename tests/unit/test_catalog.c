@@ -252,6 +252,68 @@ static void test_transition_fields(void **state)
 	assert_int_equal(cat_obj_set_attr(f->cat, 987654, 0, 0, 0, 0), -ENOENT);
 }
 
+/* A small file already sent and verified: registered as ingested by the
+ * add itself, one request and one commit. */
+static void test_add_ingested(void **state)
+{
+	struct fx *f = *state;
+	const char *sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	struct cat_obj o = {.path = "small/f", .bucket = "b", .key = "k/small/f", .size = 42,
+			    .mode = S_IFREG | 0644, .source = "mount", .state = CAT_INGESTED};
+	strcpy(o.sha256, sha);
+	strcpy(o.etag, "abc-1");
+	struct cat_stats s0, s1;
+	cat_stats(f->cat, &s0);
+	assert_int_equal(cat_obj_add(f->cat, &o), 0);
+	cat_stats(f->cat, &s1);
+	assert_int_equal(s1.requests - s0.requests, 1);
+	assert_int_equal(s1.transactions - s0.transactions, 1);
+	assert_int_equal(o.state, CAT_INGESTED);
+	struct cat_obj g;
+	assert_int_equal(cat_obj_get(f->cat, "small/f", &g), 0);
+	assert_int_equal(g.id, o.id);
+	assert_int_equal(g.state, CAT_INGESTED);
+	assert_int_equal(g.size, 42);
+	assert_string_equal(g.sha256, sha);
+	assert_string_equal(g.etag, "abc-1");
+	assert_true(g.ingest_ns > 0 && g.ingest_ns >= g.ctime_ns);
+	assert_null(g.upload_id);
+	cat_obj_clear(&g);
+	struct evlist ev = {0};
+	assert_int_equal(cat_events(f->cat, "small/f", 0, ev_cb, &ev), 0);
+	assert_int_equal(ev.n, 2);
+	assert_string_equal(ev.kinds[0], "add");
+	assert_string_equal(ev.kinds[1], "ingested");
+	struct cat_status st;
+	assert_int_equal(cat_status(f->cat, &st), 0);
+	assert_int_equal(st.count[CAT_INGESTED], 1);
+	assert_int_equal(st.count[CAT_PENDING], 0);
+	assert_int_equal(st.bytes_ingested, 42);
+	/* Without a checksum is allowed (unknown), a malformed one is not,
+	 * and no other starting state. */
+	struct cat_obj n = {.path = "small/g", .bucket = "b", .key = "k/g", .state = CAT_INGESTED};
+	assert_int_equal(cat_obj_add(f->cat, &n), 0);
+	strcpy(n.sha256, "not hex");
+	n.path = "small/h";
+	assert_int_equal(cat_obj_add(f->cat, &n), -EINVAL);
+	n.sha256[0] = 0;
+	for (int s = CAT_UPLOADING; s <= CAT_DELETED; s++) {
+		if (s == CAT_INGESTED)
+			continue;
+		n.state = s;
+		assert_int_equal(cat_obj_add(f->cat, &n), -EINVAL);
+	}
+	assert_int_equal(cat_obj_get(f->cat, "small/h", &g), -ENOENT);
+	/* It then lives like any ingested version. */
+	assert_int_equal(cat_obj_set_uploading(f->cat, o.id, NULL), -EINVAL);
+	int64_t v2 = add_obj(f->cat, "small/f", 7);
+	assert_int_equal(cat_obj_set_deleted(f->cat, v2, "bad"), 0);
+	assert_int_equal(cat_obj_get(f->cat, "small/f", &g), 0);
+	assert_int_equal(g.id, o.id);
+	cat_obj_clear(&g);
+	assert_int_equal(cat_obj_set_deleted(f->cat, o.id, NULL), 0);
+}
+
 static int part_cb(int n, const char *etag, int64_t size, void *arg)
 {
 	char *buf = arg;
@@ -1283,6 +1345,46 @@ static void test_group_commit(void **state)
 	assert_int_equal(st.versions, 4800);
 }
 
+/* Sustained writes scattered over many directories (several WAL pages per
+ * row): the checkpointer thread and the writer together must keep
+ * starting the WAL over, or it would grow past 300 MB here. */
+struct walwatch {
+	const char *wal;
+	volatile int stop;
+	off_t max;
+};
+
+static void *wal_watch(void *arg)
+{
+	struct walwatch *w = arg;
+	while (!w->stop) {
+		struct stat st;
+		if (stat(w->wal, &st) == 0 && st.st_size > w->max)
+			w->max = st.st_size;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static void test_wal_bounded(void **state)
+{
+	struct fx *f = *state;
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", f->file);
+	struct walwatch w = {.wal = wal};
+	pthread_t t;
+	pthread_create(&t, NULL, wal_watch, &w);
+	assert_int_equal(run_adders(f->cat, "wal", 16, 1250), 0);
+	w.stop = 1;
+	pthread_join(t, NULL);
+	struct cat_stats st;
+	cat_stats(f->cat, &st);
+	print_message("# 20000 scattered rows: largest WAL %lld KiB, %llu background checkpoints\n",
+		      (long long)w.max / 1024, (unsigned long long)st.checkpoints);
+	assert_true(st.checkpoints > 0);
+	assert_true(w.max < 64 << 20);
+}
+
 /* A reader in another process, polling while 4 threads write: never an
  * error, and the counts never go back. */
 static void test_concurrent_reader(void **state)
@@ -1513,6 +1615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transition_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_ingested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_promotes, setup, teardown),
@@ -1531,6 +1634,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
 	};
