@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Concurrent writers for crash and fault tests.
 
-  writers.py DIR LOG NWRITERS SEED [--files N] [--max-mib M] [--small]
+  writers.py DIR LOG NWRITERS SEED [--files N] [--seconds S] [--max-mib M] [--small]
 
 Writer i writes DIR/wI/fJ (J = 0, 1, ...) sequentially in chunks, with
 content and sizes drawn from SEED, and after each close() that returned 0
 appends "ok REL SIZE SHA256" to LOG (fsync'ed, so a line means close()
 really returned 0 before the crash). A failure appends "fail REL STAGE ERRNO"
 and ends that writer: once the daemon is gone every call fails. Without
---files a writer goes on until it fails. Exit status 0.
+--files a writer goes on until it fails or, with --seconds, starts no new
+file after S seconds. Exit status 0.
 """
 import argparse
 import hashlib
 import os
 import random
 import sys
+import time
 
 MiB = 1024 * 1024
 
@@ -44,6 +46,8 @@ def writer(i, args):
         return
     j = 0
     while args.files is None or j < args.files:
+        if args.seconds is not None and time.monotonic() > args.deadline:
+            break
         rel = "w%d/f%d" % (i, j)
         size = size_for(rng, args.max_mib, args.small)
         data = rng.randbytes(size)
@@ -72,9 +76,11 @@ def main():
     p.add_argument("n", type=int)
     p.add_argument("seed", type=int)
     p.add_argument("--files", type=int)
+    p.add_argument("--seconds", type=float)
     p.add_argument("--max-mib", type=int, default=16)
     p.add_argument("--small", action="store_true")
     args = p.parse_args()
+    args.deadline = time.monotonic() + (args.seconds or 0)
     pids = []
     for i in range(args.n):
         pid = os.fork()
