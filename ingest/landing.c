@@ -726,6 +726,10 @@ static void *land_thread(void *arg)
 static int queue_unfinished(const struct cat_obj *o, void *arg)
 {
 	struct land *l = arg;
+	/* Rows of scan jobs name files outside the spool; the scan that owns
+	 * them recovers them (ingest/scan.c scan_recover). */
+	if (o->source && strncmp(o->source, "scan:", 5) == 0)
+		return 0;
 	log_notice("recovery: %s is %s; uploading it from the spool", o->path, cat_state_name(o->state));
 	queue_push(l, NULL, o->id, 0, 0);
 	return 0;

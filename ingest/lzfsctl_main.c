@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	{"events", ctl_events, "[--limit N] [PATH]            the audit log"},
 	{"status", ctl_status, "                              counts per state, bytes, oldest pending"},
 	{"check", ctl_check, "                               verify the catalog file"},
+	{"scan", ctl_scan, "[OPTIONS] SOURCE_DIR s3://BUCKET[/PREFIX]   ingest a tree (or register)"},
+	{"job", ctl_job, "start|list|stop|watch|rm ...     scan jobs run by the daemon"},
 	{"get", ctl_get, "[--version N] PATH DEST          download an object from S3, checked"},
 	{"verify", ctl_verify, "[--jobs N] PATH...|--all         re-read objects from S3, compare SHA-256"},
 	{"debug-add", ctl_debug_add, NULL},
