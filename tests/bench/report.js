@@ -146,13 +146,15 @@ p('- The machine is shared with other builds and tests running at the same time:
 p('  are noisy; compare clients within this run** (the ratios), not with other runs. The order of');
 p('  the clients rotates at each repetition.');
 p('- Each run starts a fresh daemon on its own prefix, so its peak RSS (VmHWM) and CPU time');
-p('  (user + system of all its threads, from /proc/PID/stat, from mount to the end of the run) are');
-p('  that run\'s. For `aws s3 cp` they are the awscli process\'s (`/usr/bin/time`). The source files');
+p('  (user + system of all its threads, from /proc/PID/stat, from the start of the workload until the');
+p('  data is complete in S3) are that run\'s. For `aws s3 cp` they are the awscli process\'s (`/usr/bin/time`). The source files');
 p('  are in the page cache.');
 p('- **close**: seconds until the writer (`cp`, `aws`) returned. **durable**: seconds until the data');
 p('  was complete in S3, checked with HEAD (one object) or ListObjectsV2 (many) by');
 p('  `build/bench-probe`, polling every 20 ms (HEAD) or 200 ms (list) from the moment close returned.');
-p('  **close→S3**: durable − close. Throughput is bytes (or files) ÷ durable.');
+p('  **close→S3**: durable − close; "(1st HEAD)" says that the first HEAD or list sent after close()');
+p('  already found the data complete, so the data was in S3 when close() returned and the time shown is');
+p('  only the probe\'s start-up and round trip. Throughput is bytes (or files) ÷ durable.');
 p('- Ratios are **lzfs ÷ peer** of a cost (time, memory, CPU): **below 1 means lzfs is better**.');
 p();
 p('Settings:');
@@ -188,16 +190,26 @@ for (const wl of present) {
 	p();
 	p(WHAT[wl]);
 	p();
-	const manyFiles = files > 1;
-	p(`| client | close s | durable s | close→S3 s | ${manyFiles ? 'files/s | ' : ''}MiB/s | peak RSS MiB | CPU s | server CPU s |`);
-	p(`|---|---|---|---|${manyFiles ? '---|' : ''}---|---|---|---|`);
+	const manyFiles = wl === 'small' || wl === 'tree';
+	const isRead = wl === 'read';
+	const head = isRead ? ['client', 'time s', 'MiB/s', 'peak RSS MiB', 'CPU s', 'server CPU s'] :
+		['client', 'close s', 'durable s', 'close→S3 s', ...(manyFiles ? ['files/s'] : []), 'MiB/s',
+			'peak RSS MiB', 'CPU s', 'server CPU s'];
+	p(`| ${head.join(' | ')} |`);
+	p(`|${head.map(() => '---').join('|')}|`);
 	for (const [c, s] of list) {
 		if (s.status !== 'ok') {
-			p(`| ${LABEL[c]} | ${s.status}: ${s.notes.map((n) => n.replace(/^[^:]*: /, '')).join('; ').replace(/\|/g, '\\|')} |${manyFiles ? ' |' : ''} | | | | | |`);
+			const why = s.notes.map((n) => n.replace(/^[^:]*: /, '').replace(/^n\/a /, ''))
+				.join('; ').replace(/\|/g, '\\|');
+			p(`| ${LABEL[c]} | **${s.status}**: ${why} |${' |'.repeat(head.length - 2)}`);
 			continue;
 		}
-		const c2d = wl === 'read' ? '–' : c === 'aws' ? '0 (returns when complete)' :
-			`${cell(s.c2d, 3)}${s.first === s.ok.length ? ' (first check)' : ''}`;
+		if (isRead) {
+			p(`| ${LABEL[c]} | ${cell(s.durable)} | ${cell(s.mibs, 1)} | ${cell(s.rss, 0)} | ${cell(s.cpu)} | ${cell(s.srv)} |`);
+			continue;
+		}
+		const c2d = c === 'aws' ? '0 (returns when complete)' :
+			`${cell(s.c2d, 3)}${s.first === s.ok.length ? ' (1st HEAD)' : ''}`;
 		p(`| ${LABEL[c]} | ${cell(s.close)} | ${cell(s.durable)} | ${c2d} | ${manyFiles ? cell(s.fps, 0) + ' | ' : ''}${cell(s.mibs, 1)} | ${cell(s.rss, 0)} | ${cell(s.cpu)} | ${cell(s.srv)} |`);
 	}
 	const failed = list.filter(([, s]) => s.status === 'ok' && s.notes.length);
@@ -214,8 +226,8 @@ for (const wl of present) {
 			p(`| ${LABEL[c]} | ${ratio(l.close, s.close)} | ${ratio(l.durable, s.durable)} | ${ratio(l.rss, s.rss)} | ${ratio(l.cpu, s.cpu)} | ${ratio(l.srv, s.srv)} |`);
 		}
 		p();
-	} else if (l) {
-		p(`lzfs: ${l.notes.join('; ')}.`);
+		p('close: time until close() returned; durable: until complete in S3; CPU: the daemon\'s (for');
+		p('awscli, the client\'s); server CPU: what the test S3 spent serving the run.');
 		p();
 	}
 }
@@ -227,7 +239,7 @@ function gnuplot(name, script, data) {
 	fs.writeFileSync(dat, data);
 	const png = path.join(plotDir, `${name}.png`);
 	const full = `set terminal pngcairo size 960,540 font "sans,11"\nset output '${png}'\n` +
-		`set datafile missing '?'\nset key top right\nset grid ytics\n` +
+		`set datafile missing '?'\nset key below horizontal noenhanced\nset grid ytics\nset xtics noenhanced\n` +
 		`set style data histogram\nset style histogram errorbars gap 2 lw 1\n` +
 		`set style fill solid 0.8 border -1\nset boxwidth 0.9\nset yrange [0:*]\n` +
 		(quick ? `set label 1 'QUICK MODE' at graph 0.5, graph 0.5 center font 'sans,40' tc rgb '#dddddd' back\n` : '') +
@@ -249,12 +261,14 @@ function clustered(name, title, ylabel, wls, measure, clients) {
 	const xt = { big: '1 file', eight: '8 files', small: 'small files', tree: 'tree', read: 'read back' };
 	const data = wls.map((w) => `"${xt[w]}" ${clients.map((c) => gp(plotRows[w][c] && plotRows[w][c][measure])).join(' ')}`).join('\n') + '\n';
 	const plotsCmd = clients.map((c, i) =>
-		`DATA using ${2 + 3 * i}:${3 + 3 * i}:${4 + 3 * i}:xtic(1) title '${LABEL[c]}'`).join(', ');
+		`DATA using ${2 + 3 * i}:${3 + 3 * i}:${4 + 3 * i}:xtic(1) title '${SHORT[c]}'`).join(', ');
 	gnuplot(name, `set title '${title}'\nset ylabel '${ylabel}'\nplot ${plotsCmd}\n`, data);
 }
 const mountsAndAws = ['lzfs', 'aws', 's3fs', 'rclone-writes', 'rclone-off'];
+const SHORT = { lzfs: 'lzfs', aws: 'aws s3 cp', s3fs: 's3fs', 'rclone-writes': 'rclone writes',
+	'rclone-off': 'rclone off', 'lzfs-spool': 'lzfs (spool copy)' };
 clustered('peers-throughput', 'Throughput until complete in S3 (higher is better; bars: min-max)',
-	'MiB/s', ['big', 'eight', 'read'], 'mibs', [...mountsAndAws, 'lzfs-spool']);
+	'MiB/s', ['big', 'eight', 'read'], 'mibs', mountsAndAws);
 clustered('peers-files', 'Files per second until complete in S3 (higher is better; bars: min-max)',
 	'files/s', ['small', 'tree'], 'fps', mountsAndAws);
 clustered('peers-rss', 'Peak RSS of the daemon (awscli: the client) (lower is better)',
@@ -264,9 +278,9 @@ clustered('peers-cpu', 'CPU time of the daemon (awscli: the client) (lower is be
 if (plotRows.big) {
 	// close vs durable for the one large file: what close() means.
 	const cl = mountsAndAws.filter((c) => plotRows.big[c] && plotRows.big[c].durable);
-	const data = cl.map((c) => `"${LABEL[c]}" ${gp(plotRows.big[c].close)} ${gp(plotRows.big[c].durable)}`).join('\n') + '\n';
+	const data = cl.map((c) => `"${SHORT[c]}" ${gp(plotRows.big[c].close)} ${gp(plotRows.big[c].durable)}`).join('\n') + '\n';
 	gnuplot('peers-close', `set title 'One large file: when close() returns and when the data is in S3'\n` +
-		`set ylabel 'seconds from the start'\nset xtics noenhanced\n` +
+		`set ylabel 'seconds from the start'\n` +
 		`plot DATA using 2:3:4:xtic(1) title 'close() returned', DATA using 5:6:7 title 'complete in S3'\n`, data);
 }
 
