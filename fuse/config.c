@@ -26,6 +26,7 @@ enum field {
 	F_CATALOG, F_LANDING, F_PART_SIZE, F_MEM_LIMIT, F_MAX_INFLIGHT, F_MAX_PARTS, F_MAX_CONN,
 	F_DURABILITY, F_UNLINK, F_OVERWRITE, F_RETENTION, F_LOG_LEVEL, F_LOG_FILE, F_INSECURE, F_CA_FILE, F_RETRY_BUDGET,
 	F_CONNECT_TIMEOUT, F_DRAIN_TIMEOUT, F_RETRY_INTERVAL, F_OFFLINE_OK,
+	F_RESCAN_INTERVAL, F_SETTLE_TIME, F_FILES_PER_TASK,
 	F_ALLOW_OTHER, F_ALLOW_ROOT, F_UID, F_GID, F_UMASK,
 	F_CMDLINE_ONLY, F_COUNT
 };
@@ -81,6 +82,9 @@ static const struct key keys[] = {
 	{"drain_timeout", K_INT, F_DRAIN_TIMEOUT, O(drain_timeout)},
 	{"retry_interval", K_INT, F_RETRY_INTERVAL, O(retry_interval)},
 	{"offline_ok", K_BOOL, F_OFFLINE_OK, O(offline_ok)},
+	{"rescan_interval", K_INT, F_RESCAN_INTERVAL, O(rescan_interval)},
+	{"settle_time", K_INT, F_SETTLE_TIME, O(settle_time)},
+	{"files_per_task", K_INT, F_FILES_PER_TASK, O(files_per_task)},
 	{"allow_other", K_FUSE_BOOL, F_ALLOW_OTHER, 0},
 	{"allow_root", K_FUSE_BOOL, F_ALLOW_ROOT, 0},
 	{"uid", K_FUSE_ID, F_UID, 0},

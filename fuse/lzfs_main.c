@@ -29,8 +29,10 @@
 #include "landing.h"
 #include "log.h"
 #include "opts.h"
+#include "rescan.h"
 #include "s3.h"
 #include "svc.h"
+#include "reader.h"
 #include "upload.h"
 
 #define LZFS_VERSION "0.1.0"
@@ -67,6 +69,9 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("drain_timeout=%d", drain_timeout, 0),
 	OPT("retry_interval=%d", retry_interval, 0),
 	OPT("offline_ok", offline_ok, 1),
+	OPT("rescan_interval=%d", rescan_interval, 0),
+	OPT("settle_time=%d", settle_time, 0),
+	OPT("files_per_task=%d", files_per_task, 0),
 	OPT("config=%s", config_file, 0),
 	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
@@ -122,6 +127,10 @@ static void usage(FILE *f)
 		"  drain_timeout=SECS     wait for queued uploads at unmount (60)\n"
 		"  retry_interval=SECS    first background retry of a file S3 refused (5)\n"
 		"  offline_ok             mount even if S3 cannot be reached now\n"
+		"  rescan_interval=SECS   walk the landing directory for files that did not come\n"
+		"                         through the mount (600; 0 = no rescanner); inotify too\n"
+		"  settle_time=SECS       such a file must stay unchanged this long (5)\n"
+		"  files_per_task=N       files the rescanner gives an upload worker at once (50)\n"
 		"  allow_other, uid=N, gid=N, umask=M and other FUSE options are passed on.\n"
 		"\n"
 		"  -f  stay in the foreground    -d  FUSE debug    -s  single-threaded\n");
@@ -255,6 +264,18 @@ static int check_s3(const struct lzfs_opts *o, const struct s3_creds *creds)
 	return o->offline_ok ? 0 : rc;
 }
 
+/* The rescanner leaves files the mount has open to the landing zone. */
+static int rescan_busy(void *arg, const char *relpath) { return land_is_busy(arg, relpath); }
+
+static struct rescan *sig_rescan;
+
+/* SIGUSR1: walk the landing directory now (write(2) and an atomic store). */
+static void on_usr1(int sig)
+{
+	if (sig_rescan)
+		rescan_walk_now(sig_rescan);
+}
+
 int main(int argc, char **argv)
 {
 	struct lzfs_opts o;
@@ -266,7 +287,9 @@ int main(int argc, char **argv)
 	struct s3_client *s3 = NULL;
 	struct cat *cat = NULL;
 	struct up_pool *pool = NULL;
+	struct rd_pool *rdpool = NULL;
 	struct land *land = NULL;
+	struct rescan *rescan = NULL;
 	struct svc *wd = NULL;
 	char err[512];
 	struct fuse_cmdline_opts cmd;
@@ -383,12 +406,48 @@ int main(int argc, char **argv)
 		.drain_secs = o.drain_timeout,
 		.retry_secs = o.retry_interval,
 	};
+	/* Reads of evicted files: the defaults (8 MiB chunks, 8 workers) with
+	 * the same memory budget as uploads. */
+	struct rd_config rcfg = {.mem_limit = o.mem_limit < (64ull << 20) ? 64ull << 20 : o.mem_limit};
 	if ((rc = s3_client_new(&s3cfg, &s3)) < 0 || (rc = cat_open(o.catalog, CAT_CREATE, &cat)) < 0 ||
-	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
+	    (rc = up_pool_new(&ucfg, s3, &pool)) < 0 || (rc = rd_pool_new(&rcfg, s3, &rdpool)) < 0 ||
+	    (rc = land_open(&lcfg, s3, cat, pool, &land)) < 0) {
 		log_err("start-up failed: %s", strerror(-rc));
 		goto out_unmount;
 	}
+	land_set_reader(land, rdpool);
 	holder = land;
+	if (o.rescan_interval > 0) {
+		struct rescan_config rcfg = {
+			.dir = o.landing,
+			.interval = o.rescan_interval,
+			.settle = o.settle_time,
+			.scan = {
+				.mode = SCAN_PUT_SYNC,
+				.bucket = o.bucket,
+				.prefix = o.prefix,
+				.path_mode = SCAN_PATH_REL,
+				.overwrite = o.overwrite == LAND_OVERWRITE_REPLACE ? SCAN_OVERWRITE_REPLACE
+					     : o.overwrite == LAND_OVERWRITE_DENY  ? SCAN_OVERWRITE_DENY
+										   : SCAN_OVERWRITE_VERSION,
+				.files_per_task = o.files_per_task,
+				.part_size = o.part_size,
+				.source = "rescan",
+				.skip_top = LAND_RESERVED,
+				.busy = rescan_busy,
+				.busy_arg = land,
+			},
+			.catalog_file = o.catalog,
+			.run_jobs = 1,
+			.s3cfg = &s3cfg,
+		};
+		if ((rc = rescan_start(&rcfg, cat, s3, pool, &rescan)) < 0) {
+			log_err("start-up failed: rescanner: %s", strerror(-rc));
+			goto out_unmount;
+		}
+		sig_rescan = rescan;
+		signal(SIGUSR1, on_usr1);
+	}
 	log_notice("mounted s3://%s/%s at %s (landing %s, catalog %s, part_size %llu, mem_limit %llu, "
 		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, o.catalog,
 		   (unsigned long long)o.part_size, (unsigned long long)o.mem_limit,
@@ -418,12 +477,19 @@ int main(int argc, char **argv)
 out_unmount:
 	fuse_unmount(fuse);
 out:
+	if (rescan) {
+		signal(SIGUSR1, SIG_IGN);
+		sig_rescan = NULL;
+		rescan_stop(rescan);
+	}
 	svc_watchdog_detach(wd);
 	if (land)
 		land_close(land);
 	svc_watchdog_stop(wd);
 	if (pool)
 		up_pool_free(pool);
+	if (rdpool)
+		rd_pool_free(rdpool);
 	if (cat)
 		cat_close(cat);
 	if (s3)

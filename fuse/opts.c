@@ -28,6 +28,9 @@ void opts_defaults(struct lzfs_opts *o)
 	o->connect_timeout = 5;
 	o->drain_timeout = 60;
 	o->retry_interval = 5;
+	o->rescan_interval = 600;
+	o->settle_time = 5;
+	o->files_per_task = 50;
 }
 
 int opt_parse_size(const char *s, uint64_t *out)
@@ -254,6 +257,12 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 	    o->retry_interval < 1) {
 		snprintf(err, errlen, "retry_budget, connect_timeout and retry_interval must be >= 1 s, "
 				      "drain_timeout >= 0");
+		return -EINVAL;
+	}
+	if (o->rescan_interval < 0 || o->settle_time < 0 || o->settle_time > 86400 ||
+	    o->files_per_task < 1 || o->files_per_task > 10000) {
+		snprintf(err, errlen, "rescan_interval must be >= 0 (0: no rescanner), settle_time "
+				      "0..86400, files_per_task 1..10000");
 		return -EINVAL;
 	}
 	return 0;

@@ -44,6 +44,10 @@ int ctl_status(int argc, char **argv, const struct ctl_opts *o);
 int ctl_check(int argc, char **argv, const struct ctl_opts *o);
 int ctl_debug_add(int argc, char **argv, const struct ctl_opts *o);
 
+/* scan commands (ctl_scan.c) */
+int ctl_scan(int argc, char **argv, const struct ctl_opts *o);
+int ctl_job(int argc, char **argv, const struct ctl_opts *o);
+
 /* objects read back from S3 (ctl_get.c) */
 int ctl_get(int argc, char **argv, const struct ctl_opts *o);
 int ctl_verify(int argc, char **argv, const struct ctl_opts *o);

@@ -27,6 +27,7 @@
 #include "hash.h"
 #include "log.h"
 #include "mpulog.h"
+#include "reader.h"
 
 #define NODE_BUCKETS 256
 
@@ -51,8 +52,10 @@ struct node {
 struct land_fh {
 	struct land *l;
 	struct node *n;
-	int fd;
+	int fd;                   /* spool file, or -1 when reading from S3 */
 	int flags;
+	struct rd_reader *rd;     /* an evicted file read from S3 */
+	struct stat rd_st;
 };
 
 struct work {
@@ -73,6 +76,7 @@ struct land {
 	struct up_pool *pool;
 	int rootfd;
 	struct mpl *mpl;
+	struct rd_pool *rd;
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -91,6 +95,7 @@ struct land {
 };
 
 static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id);
+static void obj_stat(const struct cat_obj *o, struct stat *st);
 
 /* ---------- small helpers ---------- */
 
@@ -405,9 +410,10 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		if (rc == 0)
 			rc = cat_obj_set_ingested(l->cat, n->obj_id, (int64_t)res->size, res->sha256,
 						  res->etag);
+		/* Registered once ingested: attributes are secondary (the catalog logs why). */
 		if (rc == 0)
-			rc = cat_obj_set_attr(l->cat, n->obj_id, st.st_mode, st.st_uid, st.st_gid,
-					      ts_ns(&st.st_mtim));
+			cat_obj_set_attr(l->cat, n->obj_id, st.st_mode, st.st_uid, st.st_gid,
+					 ts_ns(&st.st_mtim));
 	} else {
 		struct cat_obj o;
 		fill_obj(l, &o, path, key, &st);
@@ -417,8 +423,13 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		snprintf(o.etag, sizeof o.etag, "%s", res->etag);
 		rc = cat_obj_add(l->cat, &o);
 	}
-	n->obj_id = 0;
-	n->obj_uploading = 0;
+	/* A row the catalog could not move to ingested (disk full, I/O error)
+	 * stays the node's, so the fallback parks it pending with a retry
+	 * instead of leaving it `uploading` until the next start. */
+	if (rc == 0) {
+		n->obj_id = 0;
+		n->obj_uploading = 0;
+	}
 	pthread_mutex_unlock(&n->idmu);
 	if (rc == 0) {
 		import_xattrs(l, fd, path);
@@ -565,8 +576,12 @@ static int retry_row(struct land *l, int64_t id)
 		 * trusted to match the spool file any more, so start over. */
 		s3_mpu_abort(l->s3, o.key, o.upload_id, NULL);
 	}
-	if (o.state != CAT_PENDING)
-		cat_obj_set_pending(l->cat, id, o.upload_id ? "restart after interrupted upload" : "retry");
+	if (o.state != CAT_PENDING &&
+	    (rc = cat_obj_set_pending(l->cat, id, o.upload_id ? "restart after interrupted upload"
+							      : "retry")) < 0) {
+		cat_obj_clear(&o); /* the catalog cannot be written now (disk full?): later */
+		return rc;
+	}
 	int fd = open_beneath(l, o.path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0) {
 		log_err("cannot upload %s: spool file is gone (%s); marking failed", o.path,
@@ -580,8 +595,13 @@ static int retry_row(struct land *l, int64_t id)
 	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
 	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
-	if (rc == 0)
-		rc = preserve_previous(l, o.path, o.key, id);
+	if (rc < 0) {
+		/* A catalog error, not S3 refusing the key: retry later. */
+		close(fd);
+		cat_obj_clear(&o);
+		return rc;
+	}
+	rc = preserve_previous(l, o.path, o.key, id);
 	if (rc == 0)
 		rc = up_file(l->pool, fd, o.key, &put_opts, &hooks, &res);
 	settle_uploads(l, &owner, rc == 0 ? fh.id : NULL);
@@ -706,6 +726,10 @@ static void *land_thread(void *arg)
 static int queue_unfinished(const struct cat_obj *o, void *arg)
 {
 	struct land *l = arg;
+	/* Rows of scan jobs name files outside the spool; the scan that owns
+	 * them recovers them (ingest/scan.c scan_recover). */
+	if (o->source && strncmp(o->source, "scan:", 5) == 0)
+		return 0;
 	log_notice("recovery: %s is %s; uploading it from the spool", o->path, cat_state_name(o->state));
 	queue_push(l, NULL, o->id, 0, 0);
 	return 0;
@@ -1212,6 +1236,29 @@ out:
 	return rc;
 }
 
+void land_set_reader(struct land *l, struct rd_pool *rd) { l->rd = rd; }
+
+/* A read-only handle on an evicted file: reads stream from S3. */
+static int open_remote(struct land *l, struct node *n, const char *path, int flags,
+		       struct land_fh **out)
+{
+	struct cat_obj o;
+	if (cat_obj_get(l->cat, path, &o) < 0)
+		return -ENOENT;
+	int rc = -ENOENT;
+	struct rd_reader *rd = NULL;
+	if (o.state == CAT_INGESTED && !o.symlink)
+		rc = rd_open(l->rd, o.key, (uint64_t)o.size, o.etag[0] ? o.etag : NULL, 0, &rd);
+	if (rc == 0 && (rc = fh_new(l, n, -1, flags, out)) == 0) {
+		(*out)->rd = rd;
+		obj_stat(&o, &(*out)->rd_st);
+	} else if (rd) {
+		rd_close(rd);
+	}
+	cat_obj_clear(&o);
+	return rc;
+}
+
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **out)
 {
 	if (reserved(path))
@@ -1227,6 +1274,12 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 	if (!n)
 		return -ENOMEM;
 	int fd = open_beneath(l, path, oflags, 0);
+	if (fd == -ENOENT && !is_write(flags) && l->rd) {
+		rc = open_remote(l, n, path, flags, out);
+		if (rc < 0)
+			node_put(l, n);
+		return rc;
+	}
 	if (fd == -ENOENT && rehydrate(l, path) == 0)
 		fd = open_beneath(l, path, oflags, 0);
 	rc = fd;
@@ -1259,6 +1312,8 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 
 ssize_t land_read(struct land_fh *fh, char *buf, size_t size, off_t off)
 {
+	if (fh->rd)
+		return rd_read(fh->rd, buf, size, (uint64_t)off);
 	ssize_t r = pread(fh->fd, buf, size, off);
 	return r < 0 ? -errno : r;
 }
@@ -1393,7 +1448,10 @@ int land_release(struct land_fh *fh)
 			rc = commit_sync(l, n);
 		pthread_mutex_unlock(&n->mu);
 	}
-	close(fh->fd);
+	if (fh->rd)
+		rd_close(fh->rd);
+	if (fh->fd >= 0)
+		close(fh->fd);
 	pthread_mutex_lock(&l->lock);
 	l->open_files--;
 	pthread_mutex_unlock(&l->lock);
@@ -1404,6 +1462,10 @@ int land_release(struct land_fh *fh)
 
 int land_fgetattr(struct land_fh *fh, struct stat *st)
 {
+	if (fh->rd) {
+		*st = fh->rd_st;
+		return 0;
+	}
 	return fstat(fh->fd, st) < 0 ? -errno : 0;
 }
 

@@ -72,6 +72,12 @@ struct land_fh;
  * unfinished rows for recovery. */
 int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *cat,
 	      struct up_pool *pool, struct land **out);
+/* Read-only opens of evicted files then stream from S3 through this pool
+ * (parallel ranged GETs with read-ahead) instead of restoring the file into
+ * the spool first. Set before the mount serves requests; NULL = restore. */
+struct rd_pool;
+void land_set_reader(struct land *l, struct rd_pool *rd);
+
 /* Drains queued work for at most drain_secs, parks the rest (rows stay
  * pending, files stay in the spool), joins the thread, frees. */
 void land_close(struct land *l);

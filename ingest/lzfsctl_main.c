@@ -17,46 +17,46 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ls", ctl_ls, "[-l] [-h] [--versions] [PATH]   list a collection"},
-    {"stat", ctl_stat, "[--version N] PATH              one object or collection in full"},
-    {"find", ctl_find,
-     "[OPTIONS] [PATH]                search by name, state, size, time, metadata"},
-    {"meta", ctl_meta, "set|rm|ls PATH ...              user metadata"},
-    {"events", ctl_events, "[--limit N] [PATH]            the audit log"},
-    {"status", ctl_status, "                              counts per state, bytes, oldest pending"},
-    {"check", ctl_check, "                               verify the catalog file"},
-    {"get", ctl_get, "[--version N] PATH DEST          download an object from S3, checked"},
-    {"verify", ctl_verify,
-     "[--jobs N] PATH...|--all         re-read objects from S3, compare SHA-256"},
-    {"debug-add", ctl_debug_add, NULL},
+	{"ls", ctl_ls, "[-l] [-h] [--versions] [PATH]   list a collection"},
+	{"stat", ctl_stat, "[--version N] PATH              one object or collection in full"},
+	{"find", ctl_find, "[OPTIONS] [PATH]                search by name, state, size, time, metadata"},
+	{"meta", ctl_meta, "set|rm|ls PATH ...              user metadata"},
+	{"events", ctl_events, "[--limit N] [PATH]            the audit log"},
+	{"status", ctl_status, "                              counts per state, bytes, oldest pending"},
+	{"check", ctl_check, "                               verify the catalog file"},
+	{"scan", ctl_scan, "[OPTIONS] SOURCE_DIR s3://BUCKET[/PREFIX]   ingest a tree (or register)"},
+	{"job", ctl_job, "start|list|stop|watch|rm ...     scan jobs run by the daemon"},
+	{"get", ctl_get, "[--version N] PATH DEST          download an object from S3, checked"},
+	{"verify", ctl_verify, "[--jobs N] PATH...|--all         re-read objects from S3, compare SHA-256"},
+	{"debug-add", ctl_debug_add, NULL},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: lzfsctl [-c CATALOG] [--json] [-v] COMMAND [ARGS]\n"
-	           "\n"
-	           "Inspects the lzfs catalog. Commands:\n");
+		   "\n"
+		   "Inspects the lzfs catalog. Commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (commands[i].summary)
 			fprintf(f, "  %-10s%s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "  (debug-add PATH KEY SIZE STATE registers a test object; for tests only)\n"
-	           "\n"
-	           "Options:\n"
-	           "  -c, --catalog FILE  the catalog (default: $LZFS_CATALOG, else\n"
-	           "                      " CTL_DEFAULT_CATALOG ")\n"
-	           "  --json              machine-readable output: one JSON value; names that are\n"
-	           "                      not valid UTF-8 carry their bytes as \\udcXX escapes\n"
-	           "  -v, --verbose       also the catalog's warnings\n"
-	           "  --help              this text; COMMAND --help for a command's options\n"
-	           "\n"
-	           "Paths are relative to the mount root. Human output escapes control bytes\n"
-	           "and invalid UTF-8 in names (\\n, \\t, \\\\, \\xHH).\n"
-	           "Read commands open the catalog read-only and may run while lzfs writes it.\n"
-	           "\n"
-	           "Exit status: 0 success; 1 not found or no match; 2 usage error;\n"
-	           "3 catalog error (missing, not a catalog, corrupt, locked);\n"
-	           "get/verify: 4 an object in S3 differs from the catalog or is missing,\n"
-	           "5 S3 could not be read.\n");
+		   "\n"
+		   "Options:\n"
+		   "  -c, --catalog FILE  the catalog (default: $LZFS_CATALOG, else\n"
+		   "                      " CTL_DEFAULT_CATALOG ")\n"
+		   "  --json              machine-readable output: one JSON value; names that are\n"
+		   "                      not valid UTF-8 carry their bytes as \\udcXX escapes\n"
+		   "  -v, --verbose       also the catalog's warnings\n"
+		   "  --help              this text; COMMAND --help for a command's options\n"
+		   "\n"
+		   "Paths are relative to the mount root. Human output escapes control bytes\n"
+		   "and invalid UTF-8 in names (\\n, \\t, \\\\, \\xHH).\n"
+		   "Read commands open the catalog read-only and may run while lzfs writes it.\n"
+		   "\n"
+		   "Exit status: 0 success; 1 not found or no match; 2 usage error;\n"
+		   "3 catalog error (missing, not a catalog, corrupt, locked);\n"
+		   "get/verify: 4 an object in S3 differs from the catalog or is missing,\n"
+		   "5 S3 could not be read.\n");
 }
 
 int main(int argc, char **argv)

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CAT_SCHEMA_VERSION  2
+#define CAT_SCHEMA_VERSION  3
 #define CAT_APP_ID          0x4c5a4653 /* "LZFS", PRAGMA application_id */
 #define CAT_FORMAT          "lzfs catalog"
 #define CAT_BATCH_MAX       1000 /* requests per transaction */
@@ -125,9 +125,29 @@ static const char migrate_1_2[] =
     " etag TEXT NOT NULL, size INTEGER NOT NULL,"
     " PRIMARY KEY(obj_id, number)) WITHOUT ROWID;";
 
+/* Version 3 adds the scan jobs run by the daemon (store/jobs.c reads and
+ * writes this table; the catalog only creates it). */
+static const char jobs_v3[] =
+    "CREATE TABLE jobs("
+    " name TEXT PRIMARY KEY,"
+    " source TEXT NOT NULL, target TEXT NOT NULL,"
+    " args TEXT NOT NULL DEFAULT '',"
+    " interval INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL,"
+    " stop INTEGER NOT NULL DEFAULT 0,"
+    " created_ns INTEGER NOT NULL, started_ns INTEGER NOT NULL DEFAULT 0,"
+    " finished_ns INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL DEFAULT 0,"
+    " heartbeat_ns INTEGER NOT NULL DEFAULT 0, runner TEXT,"
+    " runs INTEGER NOT NULL DEFAULT 0,"
+    " files_total INTEGER NOT NULL DEFAULT 0, files_done INTEGER NOT NULL DEFAULT 0,"
+    " bytes_total INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,"
+    " files_failed INTEGER NOT NULL DEFAULT 0, files_skipped INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT, summary TEXT);";
+
 /* migrations[v] upgrades version v to v + 1. */
 static const char *const migrations[CAT_SCHEMA_VERSION] = {
     [1] = migrate_1_2,
+    [2] = jobs_v3,
 };
 
 #define OBJ_COLS                                                                                   \
@@ -639,6 +659,8 @@ static int init_schema(struct cat *c, sqlite3 *db)
 	         CAT_APP_ID, CAT_SCHEMA_VERSION);
 	if (rc == 0)
 		rc = exec_sql(c, db, schema_v2, "creating the schema");
+	if (rc == 0)
+		rc = exec_sql(c, db, jobs_v3, "creating the schema");
 	if (rc == 0)
 		rc = exec_sql(c, db, sql, "creating the schema");
 	if (rc == 0)

@@ -43,8 +43,16 @@ check_eq() {
 
 at_exit() { T_CLEANUP+=("$*"); }
 t_cleanup() {
-	local i
+	local i f
 	for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do eval "${T_CLEANUP[$i]}" >/dev/null 2>&1 || true; done
+	# Daemons built with SAN=1 report to their logs: any report fails the test.
+	for f in "$T_DIR"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f"; then
+			not_ok "sanitizer report in $(basename "$f")"
+			grep -E -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f" | head -30 | sed 's/^/# /'
+		fi
+	done
 	if [ "$T_FAILS" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T_DIR"; else echo "# kept $T_DIR"; fi
 }
 trap t_cleanup EXIT

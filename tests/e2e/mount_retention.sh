@@ -27,6 +27,12 @@ check_eq "mtime of an evicted file" 1577934245 "$(stat -c %Y "$MNT/d/big")"
 check_eq "state of an evicted file" ingested "$(xa "$MNT/d/big" state)"
 check "cat of an evicted file equals the original" cmp -s "$MNT/d/big" "$src/big"
 check_eq "sha256sum through the mount" "$(sha256sum <"$src/small" | cut -d' ' -f1)" "$(sha256sum <"$MNT/d/small" | cut -d' ' -f1)"
+check "reads of an evicted file stream from S3 (no restore into the spool)" bash -c "! grep -q 'd/big: restored' '$LZFS_LOG'"
+cat "$src/small" >"$src/small2"; printf 'appended\n' >>"$src/small2"
+for i in $(seq 1 40); do [ ! -e "$SPOOL/d/small" ] && break; sleep 0.5; done
+printf 'appended\n' >>"$MNT/d/small"
+check "append to an evicted file restores it first" grep -q "d/small: restored" "$LZFS_LOG"
+ingested_ok "append to an evicted file: new version in S3" "$MNT/d/small" r/d/small "$src/small2"
 check "the event log records the eviction" bash -c "'$LZFSCTL' -c '$CATALOG' events d/small | grep -q evicted"
 
 # Operations on evicted files work on S3 and the catalog.

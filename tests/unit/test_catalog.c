@@ -1073,7 +1073,7 @@ static void test_newer_and_corrupt(void **state)
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", f->file, p);
 	assert_int_equal(system(cmd), 0);
-	raw_sql(p, "PRAGMA user_version = 3");
+	raw_sql(p, "PRAGMA user_version = 4");
 	uint64_t before = file_sum(p);
 	struct cat *c = NULL;
 	assert_int_equal(cat_open(p, CAT_CREATE, &c), -ENOTSUP);
@@ -1179,7 +1179,7 @@ static void test_migration_v1(void **state)
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	/* Reopening a migrated catalog, read-only too, works. */
