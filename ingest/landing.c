@@ -410,9 +410,10 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		if (rc == 0)
 			rc = cat_obj_set_ingested(l->cat, n->obj_id, (int64_t)res->size, res->sha256,
 						  res->etag);
+		/* Registered once ingested: attributes are secondary (the catalog logs why). */
 		if (rc == 0)
-			rc = cat_obj_set_attr(l->cat, n->obj_id, st.st_mode, st.st_uid, st.st_gid,
-					      ts_ns(&st.st_mtim));
+			cat_obj_set_attr(l->cat, n->obj_id, st.st_mode, st.st_uid, st.st_gid,
+					 ts_ns(&st.st_mtim));
 	} else {
 		struct cat_obj o;
 		fill_obj(l, &o, path, key, &st);
@@ -422,8 +423,13 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 		snprintf(o.etag, sizeof o.etag, "%s", res->etag);
 		rc = cat_obj_add(l->cat, &o);
 	}
-	n->obj_id = 0;
-	n->obj_uploading = 0;
+	/* A row the catalog could not move to ingested (disk full, I/O error)
+	 * stays the node's, so the fallback parks it pending with a retry
+	 * instead of leaving it `uploading` until the next start. */
+	if (rc == 0) {
+		n->obj_id = 0;
+		n->obj_uploading = 0;
+	}
 	pthread_mutex_unlock(&n->idmu);
 	if (rc == 0) {
 		import_xattrs(l, fd, path);
@@ -570,8 +576,12 @@ static int retry_row(struct land *l, int64_t id)
 		 * trusted to match the spool file any more, so start over. */
 		s3_mpu_abort(l->s3, o.key, o.upload_id, NULL);
 	}
-	if (o.state != CAT_PENDING)
-		cat_obj_set_pending(l->cat, id, o.upload_id ? "restart after interrupted upload" : "retry");
+	if (o.state != CAT_PENDING &&
+	    (rc = cat_obj_set_pending(l->cat, id, o.upload_id ? "restart after interrupted upload"
+							      : "retry")) < 0) {
+		cat_obj_clear(&o); /* the catalog cannot be written now (disk full?): later */
+		return rc;
+	}
 	int fd = open_beneath(l, o.path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0) {
 		log_err("cannot upload %s: spool file is gone (%s); marking failed", o.path,
@@ -585,8 +595,13 @@ static int retry_row(struct land *l, int64_t id)
 	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
 	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
-	if (rc == 0)
-		rc = preserve_previous(l, o.path, o.key, id);
+	if (rc < 0) {
+		/* A catalog error, not S3 refusing the key: retry later. */
+		close(fd);
+		cat_obj_clear(&o);
+		return rc;
+	}
+	rc = preserve_previous(l, o.path, o.key, id);
 	if (rc == 0)
 		rc = up_file(l->pool, fd, o.key, &put_opts, &hooks, &res);
 	settle_uploads(l, &owner, rc == 0 ? fh.id : NULL);

@@ -31,6 +31,7 @@ v() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$DIR/$1.o
 
 run add -n "$ROWS" -t "$THREADS" -m add -l 100000
 run full -n "$ROWS" -t "$THREADS" -m full -l 100000
+run ingested -n "$ROWS" -t "$THREADS" -m ingested -l 0
 run add256 -n "$SMALL" -t 256 -m add -l 0
 run add16 -n "$SMALL" -t 16 -m add -l 0
 run spread -n "$SMALL" -t "$THREADS" -m add -l 0 -s
@@ -59,6 +60,7 @@ results=$(
 	echo "|---|---|---|---|---|---|---|---|---|"
 	row add "add only"
 	row full "add + uploading + ingested"
+	row ingested "add as ingested (one request)"
 	row add256 "add only"
 	row add16 "add only"
 	row spread "add only, a directory per thread"
@@ -75,6 +77,7 @@ results=$(
 	echo "|---|---|---|"
 	echo "| add only, $ROWS rows | $(v add db_bytes) | $(v add bytes_per_row) |"
 	echo "| full sequence, $ROWS rows (3 events per row) | $(v full db_bytes) | $(v full bytes_per_row) |"
+	echo "| added as ingested, $ROWS rows (2 events per row) | $(v ingested db_bytes) | $(v ingested bytes_per_row) |"
 	echo "<!-- results:end -->"
 )
 
