@@ -63,6 +63,7 @@ struct work {
 	struct node *n;           /* commit this node (durability=async), or */
 	int64_t obj_id;           /* upload this pending row from the spool, or */
 	int orphans;              /* abort leftover multipart uploads, or */
+	int sweep;                /* abort every upload under the prefix older than the start, or */
 	int evict;                /* run the retention policy */
 	struct timespec due;
 	int attempts;
@@ -77,6 +78,7 @@ struct land {
 	int rootfd;
 	struct mpl *mpl;
 	struct rd_pool *rd;
+	time_t started;           /* uploads initiated before this are leftovers */
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -473,13 +475,16 @@ static void hook_file_part_done(void *arg, int part_number, const char *etag, ui
 
 static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts);
 
-static void queue_special(struct land *l, int orphans, int evict, int delay_ms)
+enum special { SP_ORPHANS, SP_EVICT, SP_SWEEP };
+
+static void queue_special(struct land *l, enum special what, int delay_ms)
 {
 	struct work *w = calloc(1, sizeof *w);
 	if (!w)
 		return;
-	w->orphans = orphans;
-	w->evict = evict;
+	w->orphans = what == SP_ORPHANS;
+	w->evict = what == SP_EVICT;
+	w->sweep = what == SP_SWEEP;
 	now_plus(&w->due, delay_ms);
 	pthread_mutex_lock(&l->qmu);
 	w->next = l->queue;
@@ -526,8 +531,50 @@ static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
 	if (c.left) {
 		log_warn("%d multipart upload(s) could not be aborted now; retrying in the background",
 			 c.left);
-		queue_special(l, 1, 0, l->cfg.retry_secs * 1000);
+		queue_special(l, SP_ORPHANS, l->cfg.retry_secs * 1000);
 	}
+}
+
+/* An upload can exist that nobody recorded: S3 created it, and the daemon
+ * died before the answer arrived. At start every upload under the prefix
+ * that S3 says was initiated before this process started is such a
+ * leftover (this daemon owns its prefix) and is aborted. */
+struct sweep_ctx {
+	struct land *l;
+	int all;
+	int aborted, failed;
+};
+
+static int sweep_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct sweep_ctx *c = arg;
+	/* Before the mount serves anything (all set) every upload is a
+	 * leftover; later, only those S3 dates before our start. */
+	if (!c->all && (u->initiated == 0 || u->initiated >= c->l->started))
+		return 0;
+	if (s3_mpu_abort(c->l->s3, u->key, u->upload_id, NULL) == 0) {
+		c->aborted++;
+		mpl_remove(c->l->mpl, u->upload_id);
+	} else {
+		c->failed++;
+	}
+	return 0;
+}
+
+static int sweep_uploads(struct land *l, int all)
+{
+	struct sweep_ctx c = {.l = l, .all = all};
+	char *prefix = NULL;
+	if (l->prefix[0] && asprintf(&prefix, "%s/", l->prefix) < 0)
+		return -ENOMEM;
+	int rc = s3_list_uploads(l->s3, prefix, sweep_one, &c, NULL);
+	free(prefix);
+	if (rc == -ENOTSUP || rc == -ENOSYS)
+		return 0; /* a store without ListMultipartUploads: the journal must do */
+	if (c.aborted)
+		log_notice("recovery: aborted %d multipart upload(s) left from before the start",
+			   c.aborted);
+	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
 }
 
 /* ---------- background work ---------- */
@@ -677,11 +724,14 @@ static void *land_thread(void *arg)
 		l->qlen--;
 		pthread_mutex_unlock(&l->qmu);
 
-		if (w->orphans) {
+		if (w->sweep) {
+			if (sweep_uploads(l, 0) < 0 && !l->stopping)
+				queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000 * 4);
+		} else if (w->orphans) {
 			settle_uploads(l, NULL, NULL);
 		} else if (w->evict) {
 			evict_pass(l);
-			queue_special(l, 0, 1, evict_interval_ms(l));
+			queue_special(l, SP_EVICT, evict_interval_ms(l));
 		} else if (w->n) {
 			pthread_mutex_lock(&w->n->mu);
 			commit_sync(l, w->n);
@@ -742,6 +792,7 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	if (!l)
 		return -ENOMEM;
 	l->cfg = *cfg;
+	l->started = time(NULL);
 	if (l->cfg.drain_secs <= 0)
 		l->cfg.drain_secs = 60;
 	if (l->cfg.retry_secs <= 0)
@@ -783,6 +834,11 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	if (mpl_count(l->mpl) > 0)
 		log_notice("recovery: %d multipart upload(s) from before are aborted in the background",
 			   mpl_count(l->mpl));
+	/* Nothing of ours is in flight yet (the background thread, the mount
+	 * and the rescanner start after this): sweep every upload under the
+	 * prefix now if S3 answers, else later with S3's dates to tell
+	 * leftovers from new uploads. */
+	int swept = sweep_uploads(l, 1);
 	rc = pthread_create(&l->thread, NULL, land_thread, l);
 	if (rc) {
 		rc = -rc;
@@ -792,9 +848,11 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	}
 	cat_unfinished(cat, queue_unfinished, l);
 	if (mpl_count(l->mpl) > 0)
-		queue_special(l, 1, 0, 0);
+		queue_special(l, SP_ORPHANS, 0);
+	if (swept < 0)
+		queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000);
 	if (l->cfg.evict_after_secs > 0 || l->cfg.high_watermark > 0)
-		queue_special(l, 0, 1, evict_interval_ms(l));
+		queue_special(l, SP_EVICT, evict_interval_ms(l));
 	*out = l;
 	return 0;
 fail:
