@@ -19,11 +19,11 @@ struct cat;
 
 enum ctl_exit {
 	CTL_OK = 0,
-	CTL_NOTFOUND = 1,    /* not found, or no match */
+	CTL_NOTFOUND = 1, /* not found, or no match */
 	CTL_USAGE = 2,
-	CTL_ERROR = 3,       /* the catalog could not be opened or read */
-	CTL_BAD_DATA = 4,    /* get/verify: an object in S3 differs from the catalog or is missing */
-	CTL_S3_ERROR = 5,    /* get/verify: S3 (or DEST) could not be read or written */
+	CTL_ERROR = 3,    /* the catalog could not be opened or read */
+	CTL_BAD_DATA = 4, /* get/verify: an object in S3 differs from the catalog or is missing */
+	CTL_S3_ERROR = 5, /* get/verify: S3 (or DEST) could not be read or written */
 };
 
 struct ctl_opts {

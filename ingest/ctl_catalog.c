@@ -76,8 +76,8 @@ struct lsopt {
 	const struct ctl_opts *o;
 	struct cat *cat;
 	int lng, human, versions, full_path;
-	int n;          /* entries printed */
-	int err;        /* a failed nested read */
+	int n;   /* entries printed */
+	int err; /* a failed nested read */
 };
 
 static void size_col(const struct lsopt *l, int64_t size, char *buf, size_t n)
@@ -160,21 +160,21 @@ static int ls_cb(const struct cat_coll *c, const struct cat_obj *o, void *arg)
 }
 
 static const char ls_usage[] =
-	"usage: lzfsctl ls [-l] [-h] [--versions] [PATH]\n"
-	"  Lists the collections and current objects in collection PATH (default: the\n"
-	"  root); for an object, that object.\n"
-	"  -l, --long      mode, state, version, size, mtime\n"
-	"  -h, --human     sizes as KiB, MiB, ...\n"
-	"  --versions      every version of each object, newest first\n";
+    "usage: lzfsctl ls [-l] [-h] [--versions] [PATH]\n"
+    "  Lists the collections and current objects in collection PATH (default: the\n"
+    "  root); for an object, that object.\n"
+    "  -l, --long      mode, state, version, size, mtime\n"
+    "  -h, --human     sizes as KiB, MiB, ...\n"
+    "  --versions      every version of each object, newest first\n";
 
 int ctl_ls(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"long", no_argument, NULL, 'l'},
-		{"human", no_argument, NULL, 'h'},
-		{"versions", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'H'},
-		{0},
+	    {"long", no_argument, NULL, 'l'},
+	    {"human", no_argument, NULL, 'h'},
+	    {"versions", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'H'},
+	    {0},
 	};
 	struct lsopt l = {.o = o};
 	int c;
@@ -283,8 +283,8 @@ static int pick_cb(const struct cat_obj *o, void *arg)
 		return 0;
 	p->obj = *o;
 	/* The callback's strings live only during the call. */
-	char **s[] = {&p->obj.path, &p->obj.bucket, &p->obj.key, &p->obj.source,
-		      &p->obj.upload_id, &p->obj.last_error, &p->obj.symlink};
+	char **s[] = {&p->obj.path,      &p->obj.bucket,     &p->obj.key,    &p->obj.source,
+	              &p->obj.upload_id, &p->obj.last_error, &p->obj.symlink};
 	for (unsigned i = 0; i < sizeof s / sizeof s[0]; i++)
 		if (*s[i] && !(*s[i] = strdup(*s[i])))
 			return -ENOMEM;
@@ -311,7 +311,8 @@ static void stat_obj_human(const struct cat_obj *o, int versions)
 	printf("%-12s %s\n", "state:", cat_state_name(o->state));
 	human_line("bucket:", o->bucket);
 	human_line("key:", o->key);
-	printf("%-12s %lld (%s)\n", "size:", (long long)o->size, ctl_fmt_size(o->size, buf, sizeof buf));
+	printf("%-12s %lld (%s)\n", "size:", (long long)o->size,
+	       ctl_fmt_size(o->size, buf, sizeof buf));
 	printf("%-12s %s (%04o)\n", "mode:", ctl_fmt_mode(o->mode, mode), o->mode & 07777);
 	printf("%-12s %u/%u\n", "uid/gid:", o->uid, o->gid);
 	printf("%-12s %s (%lld ns)\n", "mtime:", ctl_fmt_time(o->mtime_ns, when, sizeof when),
@@ -330,16 +331,16 @@ static void stat_obj_human(const struct cat_obj *o, int versions)
 }
 
 static const char stat_usage[] =
-	"usage: lzfsctl stat [--version N] PATH\n"
-	"  State, key, size, checksums, times, upload and metadata of the current\n"
-	"  version of object PATH (or version N), or of collection PATH.\n";
+    "usage: lzfsctl stat [--version N] PATH\n"
+    "  State, key, size, checksums, times, upload and metadata of the current\n"
+    "  version of object PATH (or version N), or of collection PATH.\n";
 
 int ctl_stat(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"version", required_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'H'},
-		{0},
+	    {"version", required_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'H'},
+	    {0},
 	};
 	int c, version = 0;
 	getopt_reset();
@@ -411,8 +412,8 @@ int ctl_stat(int argc, char **argv, const struct ctl_opts *o)
 				printf("%-12s %s (%04o)\n", "mode:", ctl_fmt_mode(cc.mode, mode),
 				       cc.mode & 07777);
 				printf("%-12s %u/%u\n", "uid/gid:", cc.uid, cc.gid);
-				printf("%-12s %s\n", "created:",
-				       ctl_fmt_time(cc.ctime_ns, when, sizeof when));
+				printf("%-12s %s\n",
+				       "created:", ctl_fmt_time(cc.ctime_ns, when, sizeof when));
 				printf("metadata:\n");
 			}
 			rc = cat_meta_list(cat, path, avu_cb, &av);
@@ -425,8 +426,8 @@ int ctl_stat(int argc, char **argv, const struct ctl_opts *o)
 	}
 	if (rc == -ENOENT) {
 		if (p.count && !version)
-			ctl_err("stat", "%s: no current version (%d older; see ls --versions)", path,
-				p.count);
+			ctl_err("stat", "%s: no current version (%d older; see ls --versions)",
+			        path, p.count);
 		else if (version)
 			ctl_err("stat", "%s: no version %d", path, version);
 		else
@@ -449,37 +450,48 @@ static int find_cb(const struct cat_obj *o, void *arg)
 }
 
 static const char find_usage[] =
-	"usage: lzfsctl find [OPTIONS] [PATH]\n"
-	"  Objects (current versions) under collection PATH that match every option.\n"
-	"  --name GLOB       last path component matches GLOB (*, ?, [..], \\ escapes)\n"
-	"  --state STATE     pending, uploading, ingested, failed or deleted\n"
-	"  --min-size N      at least N bytes (K, M, G, T suffixes: binary units)\n"
-	"  --max-size N      at most N bytes\n"
-	"  --newer TIME      mtime after TIME; --older TIME: before TIME. TIME is\n"
-	"                    YYYY-MM-DD[ HH:MM[:SS]][Z], @EPOCH, or an age: 30m, 2h, 7d\n"
-	"  --meta KEY[=VAL]  has metadata KEY (with value VAL)\n"
-	"  --all-versions    older versions too\n"
-	"  --limit N         at most N results\n"
-	"  -l, --long, -h, --human   as for ls\n"
-	"  Exit status 1 when nothing matches.\n";
+    "usage: lzfsctl find [OPTIONS] [PATH]\n"
+    "  Objects (current versions) under collection PATH that match every option.\n"
+    "  --name GLOB       last path component matches GLOB (*, ?, [..], \\ escapes)\n"
+    "  --state STATE     pending, uploading, ingested, failed or deleted\n"
+    "  --min-size N      at least N bytes (K, M, G, T suffixes: binary units)\n"
+    "  --max-size N      at most N bytes\n"
+    "  --newer TIME      mtime after TIME; --older TIME: before TIME. TIME is\n"
+    "                    YYYY-MM-DD[ HH:MM[:SS]][Z], @EPOCH, or an age: 30m, 2h, 7d\n"
+    "  --meta KEY[=VAL]  has metadata KEY (with value VAL)\n"
+    "  --all-versions    older versions too\n"
+    "  --limit N         at most N results\n"
+    "  -l, --long, -h, --human   as for ls\n"
+    "  Exit status 1 when nothing matches.\n";
 
 int ctl_find(int argc, char **argv, const struct ctl_opts *o)
 {
-	enum { O_NAME = 256, O_STATE, O_MIN, O_MAX, O_NEWER, O_OLDER, O_META, O_ALL, O_LIMIT, O_HELP };
+	enum {
+		O_NAME = 256,
+		O_STATE,
+		O_MIN,
+		O_MAX,
+		O_NEWER,
+		O_OLDER,
+		O_META,
+		O_ALL,
+		O_LIMIT,
+		O_HELP
+	};
 	static const struct option opts[] = {
-		{"name", required_argument, NULL, O_NAME},
-		{"state", required_argument, NULL, O_STATE},
-		{"min-size", required_argument, NULL, O_MIN},
-		{"max-size", required_argument, NULL, O_MAX},
-		{"newer", required_argument, NULL, O_NEWER},
-		{"older", required_argument, NULL, O_OLDER},
-		{"meta", required_argument, NULL, O_META},
-		{"all-versions", no_argument, NULL, O_ALL},
-		{"limit", required_argument, NULL, O_LIMIT},
-		{"long", no_argument, NULL, 'l'},
-		{"human", no_argument, NULL, 'h'},
-		{"help", no_argument, NULL, O_HELP},
-		{0},
+	    {"name", required_argument, NULL, O_NAME},
+	    {"state", required_argument, NULL, O_STATE},
+	    {"min-size", required_argument, NULL, O_MIN},
+	    {"max-size", required_argument, NULL, O_MAX},
+	    {"newer", required_argument, NULL, O_NEWER},
+	    {"older", required_argument, NULL, O_OLDER},
+	    {"meta", required_argument, NULL, O_META},
+	    {"all-versions", no_argument, NULL, O_ALL},
+	    {"limit", required_argument, NULL, O_LIMIT},
+	    {"long", no_argument, NULL, 'l'},
+	    {"human", no_argument, NULL, 'h'},
+	    {"help", no_argument, NULL, O_HELP},
+	    {0},
 	};
 	struct cat_query q;
 	cat_query_init(&q);
@@ -510,7 +522,7 @@ int ctl_find(int argc, char **argv, const struct ctl_opts *o)
 		case O_NEWER:
 		case O_OLDER:
 			if (ctl_parse_time(optarg, now,
-					   c == O_NEWER ? &q.mtime_after_ns : &q.mtime_before_ns)) {
+			                   c == O_NEWER ? &q.mtime_after_ns : &q.mtime_before_ns)) {
 				ctl_err("find", "bad time '%s'", optarg);
 				bad = 1;
 			}
@@ -587,12 +599,12 @@ int ctl_find(int argc, char **argv, const struct ctl_opts *o)
 /* --- meta --- */
 
 static const char meta_usage[] =
-	"usage: lzfsctl meta set PATH NAME VALUE [UNIT]\n"
-	"       lzfsctl meta rm PATH NAME\n"
-	"       lzfsctl meta ls PATH\n"
-	"  User metadata (name, value, unit) of an object's current version or of a\n"
-	"  collection. set replaces NAME; a new version starts with a copy of the\n"
-	"  metadata of the version it replaces.\n";
+    "usage: lzfsctl meta set PATH NAME VALUE [UNIT]\n"
+    "       lzfsctl meta rm PATH NAME\n"
+    "       lzfsctl meta ls PATH\n"
+    "  User metadata (name, value, unit) of an object's current version or of a\n"
+    "  collection. set replaces NAME; a new version starts with a copy of the\n"
+    "  metadata of the version it replaces.\n";
 
 int ctl_meta(int argc, char **argv, const struct ctl_opts *o)
 {
@@ -684,17 +696,17 @@ static int event_cb(const struct cat_event *e, void *arg)
 }
 
 static const char events_usage[] =
-	"usage: lzfsctl events [--limit N] [PATH]\n"
-	"  The audit log, oldest first: every state change, rename and metadata\n"
-	"  change (of PATH's objects and their versions, or of collection PATH).\n"
-	"  --limit N   only the newest N events\n";
+    "usage: lzfsctl events [--limit N] [PATH]\n"
+    "  The audit log, oldest first: every state change, rename and metadata\n"
+    "  change (of PATH's objects and their versions, or of collection PATH).\n"
+    "  --limit N   only the newest N events\n";
 
 int ctl_events(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"limit", required_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'H'},
-		{0},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'H'},
+	    {0},
 	};
 	int c, limit = 0;
 	getopt_reset();
@@ -743,9 +755,9 @@ int ctl_events(int argc, char **argv, const struct ctl_opts *o)
 /* --- status, check --- */
 
 static const char status_usage[] =
-	"usage: lzfsctl status\n"
-	"  Objects per state (current versions; deleted: all deleted versions), bytes\n"
-	"  ingested, the oldest unfinished registration, collections and versions.\n";
+    "usage: lzfsctl status\n"
+    "  Objects per state (current versions; deleted: all deleted versions), bytes\n"
+    "  ingested, the oldest unfinished registration, collections and versions.\n";
 
 int ctl_status(int argc, char **argv, const struct ctl_opts *o)
 {
@@ -799,10 +811,11 @@ int ctl_status(int argc, char **argv, const struct ctl_opts *o)
 int ctl_check(int argc, char **argv, const struct ctl_opts *o)
 {
 	if (argc > 1)
-		return ctl_usage("usage: lzfsctl check\n"
-				 "  Verifies the whole catalog file (SQLite integrity check) and its\n"
-				 "  invariants. Exit status 3 on any problem.\n",
-				 strcmp(argv[1], "--help") == 0);
+		return ctl_usage(
+		    "usage: lzfsctl check\n"
+		    "  Verifies the whole catalog file (SQLite integrity check) and its\n"
+		    "  invariants. Exit status 3 on any problem.\n",
+		    strcmp(argv[1], "--help") == 0);
 	struct cat *cat;
 	int ex = ctl_open(o, "check", CAT_READONLY, &cat);
 	if (ex)
@@ -811,11 +824,12 @@ int ctl_check(int argc, char **argv, const struct ctl_opts *o)
 	cat_close(cat);
 	if (rc) {
 		ctl_err("check", "catalog %s: %s", o->catalog,
-			rc == -EPROTO ? "problems found (see above)" : strerror(-rc));
+		        rc == -EPROTO ? "problems found (see above)" : strerror(-rc));
 		return CTL_ERROR;
 	}
 	if (o->json)
-		printf("{\"catalog\":"), ctl_put_json_str(stdout, o->catalog), printf(",\"ok\":true}\n");
+		printf("{\"catalog\":"), ctl_put_json_str(stdout, o->catalog),
+		    printf(",\"ok\":true}\n");
 	else
 		printf("catalog %s: ok\n", o->catalog);
 	return CTL_OK;
@@ -824,18 +838,18 @@ int ctl_check(int argc, char **argv, const struct ctl_opts *o)
 /* --- debug-add: builds catalogs for tests --- */
 
 static const char debug_add_usage[] =
-	"usage: lzfsctl debug-add [--mtime TIME] [--source S] [--error MSG] PATH KEY SIZE STATE\n"
-	"  For tests: registers PATH (creating the catalog if needed) and drives it to\n"
-	"  STATE along legal transitions. Prints the new object's id.\n";
+    "usage: lzfsctl debug-add [--mtime TIME] [--source S] [--error MSG] PATH KEY SIZE STATE\n"
+    "  For tests: registers PATH (creating the catalog if needed) and drives it to\n"
+    "  STATE along legal transitions. Prints the new object's id.\n";
 
 int ctl_debug_add(int argc, char **argv, const struct ctl_opts *o)
 {
 	static const struct option opts[] = {
-		{"mtime", required_argument, NULL, 'm'},
-		{"source", required_argument, NULL, 's'},
-		{"error", required_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'H'},
-		{0},
+	    {"mtime", required_argument, NULL, 'm'},
+	    {"source", required_argument, NULL, 's'},
+	    {"error", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'H'},
+	    {0},
 	};
 	int64_t mtime = ctl_now_ns();
 	const char *source = "debug", *error = "debug failure";
@@ -873,9 +887,15 @@ int ctl_debug_add(int argc, char **argv, const struct ctl_opts *o)
 		free(path);
 		return ex;
 	}
-	struct cat_obj obj = {.path = path, .bucket = "debug", .key = argv[optind + 1],
-			      .size = size, .mode = S_IFREG | 0644, .uid = getuid(),
-			      .gid = getgid(), .mtime_ns = mtime, .source = (char *)source};
+	struct cat_obj obj = {.path = path,
+	                      .bucket = "debug",
+	                      .key = argv[optind + 1],
+	                      .size = size,
+	                      .mode = S_IFREG | 0644,
+	                      .uid = getuid(),
+	                      .gid = getgid(),
+	                      .mtime_ns = mtime,
+	                      .source = (char *)source};
 	int rc = cat_obj_add(cat, &obj);
 	if (rc == 0 && (state == CAT_UPLOADING || state == CAT_INGESTED))
 		rc = cat_obj_set_uploading(cat, obj.id, "debug-upload");

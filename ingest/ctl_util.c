@@ -288,9 +288,11 @@ const char *ctl_fmt_age(int64_t ns, char *buf, size_t size)
 	if (s < 0)
 		s = 0;
 	if (s >= 86400)
-		snprintf(buf, size, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+		snprintf(buf, size, "%lldd %lldh", (long long)(s / 86400),
+		         (long long)(s % 86400 / 3600));
 	else if (s >= 3600)
-		snprintf(buf, size, "%lldh %lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+		snprintf(buf, size, "%lldh %lldm", (long long)(s / 3600),
+		         (long long)(s % 3600 / 60));
 	else if (s >= 60)
 		snprintf(buf, size, "%lldm %llds", (long long)(s / 60), (long long)(s % 60));
 	else
@@ -347,8 +349,9 @@ int ctl_parse_size(const char *s, int64_t *out)
 	if (*end) {
 		const char *u = strchr(units, toupper((unsigned char)*end));
 		if (!u)
-			return (strcmp(end, "B") == 0 || strcmp(end, "b") == 0) ? (*out = (int64_t)v, 0)
-										 : -EINVAL;
+			return (strcmp(end, "B") == 0 || strcmp(end, "b") == 0)
+			           ? (*out = (int64_t)v, 0)
+			           : -EINVAL;
 		for (const char *p = units; p <= u; p++)
 			mult *= 1024;
 		end++;
@@ -382,8 +385,8 @@ int ctl_parse_time(const char *s, int64_t now_ns, int64_t *out_ns)
 	errno = 0;
 	long long n = strtoll(s, &end, 10);
 	if (end != s && !errno && n >= 0 && end[0] && !end[1] && strchr("smhdw", end[0])) {
-		static const int64_t unit[] = {['s'] = 1, ['m'] = 60, ['h'] = 3600, ['d'] = 86400,
-					       ['w'] = 604800};
+		static const int64_t unit[] = {
+		    ['s'] = 1, ['m'] = 60, ['h'] = 3600, ['d'] = 86400, ['w'] = 604800};
 		*out_ns = now_ns - (int64_t)n * unit[(unsigned char)end[0]] * 1000000000LL;
 		return 0;
 	}
@@ -395,8 +398,8 @@ int ctl_parse_time(const char *s, int64_t now_ns, int64_t *out_ns)
 		*out_ns = (int64_t)(secs * 1e9);
 		return 0;
 	}
-	static const char *const fmts[] = {"%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
-					   "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
+	static const char *const fmts[] = {"%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S",
+	                                   "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
 	for (unsigned i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
 		struct tm tm;
 		memset(&tm, 0, sizeof tm);

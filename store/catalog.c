@@ -22,15 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CAT_SCHEMA_VERSION 3
-#define CAT_APP_ID 0x4c5a4653 /* "LZFS", PRAGMA application_id */
-#define CAT_FORMAT "lzfs catalog"
-#define CAT_BATCH_MAX 1000    /* requests per transaction */
-#define CAT_BUSY_MS 10000
-#define CAT_POOL_IDLE 8       /* idle read connections kept open */
-#define CAT_CKPT_PAGES 1000   /* WAL pages that wake the checkpointer */
-#define CAT_WAL_RESET_PAGES 4000 /* the writer finishes an idle checkpointer's work */
-#define CAT_WAL_MAX_PAGES 65536 /* the writer checkpoints itself, even if busy */
+#define CAT_SCHEMA_VERSION  3
+#define CAT_APP_ID          0x4c5a4653 /* "LZFS", PRAGMA application_id */
+#define CAT_FORMAT          "lzfs catalog"
+#define CAT_BATCH_MAX       1000 /* requests per transaction */
+#define CAT_BUSY_MS         10000
+#define CAT_POOL_IDLE       8     /* idle read connections kept open */
+#define CAT_CKPT_PAGES      1000  /* WAL pages that wake the checkpointer */
+#define CAT_WAL_RESET_PAGES 4000  /* the writer finishes an idle checkpointer's work */
+#define CAT_WAL_MAX_PAGES   65536 /* the writer checkpoints itself, even if busy */
 
 /* ------------------------------------------------------------------ */
 /* schema */
@@ -43,118 +43,116 @@
  * time). cat_check recounts them. The state index leaves out `ingested`,
  * the bulk of a catalog, and its entries (state, rowid) are appended in id
  * order: a registration dirties no random page. */
-#define TOTALS_SQL                                                                          \
-	"CREATE INDEX objects_state ON objects(state) WHERE state <> 2;"                    \
-	"CREATE TABLE totals(k INTEGER PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL);" \
-	"INSERT INTO totals VALUES(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0),"  \
-	" (5, 0, 0), (6, 0, 0);"                                                            \
-	"CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects"                         \
+#define TOTALS_SQL                                                                                 \
+	"CREATE INDEX objects_state ON objects(state) WHERE state <> 2;"                           \
+	"CREATE TABLE totals(k INTEGER PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL);"  \
+	"INSERT INTO totals VALUES(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0),"          \
+	" (5, 0, 0), (6, 0, 0);"                                                                   \
+	"CREATE TRIGGER objects_no_delete BEFORE DELETE ON objects"                                \
 	" BEGIN SELECT RAISE(ABORT, 'object rows are never deleted'); END;"
 
 /* Version 1 is kept here only as documentation of what migrate_1_2 starts
  * from: it had no parts table and no objects.symlink column. */
 static const char schema_v2[] =
-	"CREATE TABLE lzfs_catalog(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE collections("
-	" id INTEGER PRIMARY KEY,"
-	" path TEXT NOT NULL UNIQUE,"
-	" parent_id INTEGER REFERENCES collections(id),"
-	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
-	" mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL);"
-	"CREATE INDEX collections_parent ON collections(parent_id);"
-	"CREATE TABLE objects("
-	" id INTEGER PRIMARY KEY,"
-	" path TEXT NOT NULL,"
-	" version INTEGER NOT NULL CHECK(version >= 1),"
-	" coll_id INTEGER REFERENCES collections(id) ON DELETE SET NULL,"
-	" bucket TEXT NOT NULL, key TEXT NOT NULL,"
-	" size INTEGER NOT NULL DEFAULT 0,"
-	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
-	" mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
-	" ingest_ns INTEGER NOT NULL DEFAULT 0,"
-	" sha256 TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',"
-	" source TEXT NOT NULL DEFAULT '',"
-	" state INTEGER NOT NULL CHECK(state BETWEEN 0 AND 4),"
-	" upload_id TEXT, parts_done INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-	" current INTEGER NOT NULL DEFAULT 0 CHECK(current IN (0, 1) AND NOT (current = 1 AND state = 4)),"
-	" symlink TEXT,"
-	" UNIQUE(path, version));"
-	/* At most one current version per path: registration is exactly-once
-	 * even if two threads race to add the same path. */
-	"CREATE UNIQUE INDEX objects_current ON objects(path) WHERE current = 1;"
-	"CREATE INDEX objects_coll ON objects(coll_id, current);"
-	"CREATE INDEX objects_key ON objects(key);"
-	TOTALS_SQL
-	"CREATE TABLE parts("
-	" obj_id INTEGER NOT NULL REFERENCES objects(id),"
-	" number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
-	" etag TEXT NOT NULL, size INTEGER NOT NULL,"
-	" PRIMARY KEY(obj_id, number)) WITHOUT ROWID;"
-	/* kind 0: target is an object row, 1: a collection. */
-	"CREATE TABLE meta("
-	" id INTEGER PRIMARY KEY,"
-	" kind INTEGER NOT NULL CHECK(kind IN (0, 1)),"
-	" target INTEGER NOT NULL,"
-	" name TEXT NOT NULL, value TEXT NOT NULL, unit TEXT,"
-	" UNIQUE(kind, target, name));"
-	"CREATE INDEX meta_name ON meta(name, value);"
-	"CREATE TABLE events("
-	" id INTEGER PRIMARY KEY,"
-	" time_ns INTEGER NOT NULL,"
-	" obj_id INTEGER,"
-	" path TEXT,"
-	" kind TEXT NOT NULL,"
-	" detail TEXT);"
-	"CREATE INDEX events_obj ON events(obj_id) WHERE obj_id IS NOT NULL;"
-	"CREATE INDEX events_path ON events(path) WHERE obj_id IS NULL;"
-	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
-	" BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
-	" BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;";
+    "CREATE TABLE lzfs_catalog(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE collections("
+    " id INTEGER PRIMARY KEY,"
+    " path TEXT NOT NULL UNIQUE,"
+    " parent_id INTEGER REFERENCES collections(id),"
+    " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL);"
+    "CREATE INDEX collections_parent ON collections(parent_id);"
+    "CREATE TABLE objects("
+    " id INTEGER PRIMARY KEY,"
+    " path TEXT NOT NULL,"
+    " version INTEGER NOT NULL CHECK(version >= 1),"
+    " coll_id INTEGER REFERENCES collections(id) ON DELETE SET NULL,"
+    " bucket TEXT NOT NULL, key TEXT NOT NULL,"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+    " ingest_ns INTEGER NOT NULL DEFAULT 0,"
+    " sha256 TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " state INTEGER NOT NULL CHECK(state BETWEEN 0 AND 4),"
+    " upload_id TEXT, parts_done INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    " current INTEGER NOT NULL DEFAULT 0 CHECK(current IN (0, 1) AND NOT (current = 1 AND state = "
+    "4)),"
+    " symlink TEXT,"
+    " UNIQUE(path, version));"
+    /* At most one current version per path: registration is exactly-once
+     * even if two threads race to add the same path. */
+    "CREATE UNIQUE INDEX objects_current ON objects(path) WHERE current = 1;"
+    "CREATE INDEX objects_coll ON objects(coll_id, current);"
+    "CREATE INDEX objects_key ON objects(key);" TOTALS_SQL "CREATE TABLE parts("
+    " obj_id INTEGER NOT NULL REFERENCES objects(id),"
+    " number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
+    " etag TEXT NOT NULL, size INTEGER NOT NULL,"
+    " PRIMARY KEY(obj_id, number)) WITHOUT ROWID;"
+    /* kind 0: target is an object row, 1: a collection. */
+    "CREATE TABLE meta("
+    " id INTEGER PRIMARY KEY,"
+    " kind INTEGER NOT NULL CHECK(kind IN (0, 1)),"
+    " target INTEGER NOT NULL,"
+    " name TEXT NOT NULL, value TEXT NOT NULL, unit TEXT,"
+    " UNIQUE(kind, target, name));"
+    "CREATE INDEX meta_name ON meta(name, value);"
+    "CREATE TABLE events("
+    " id INTEGER PRIMARY KEY,"
+    " time_ns INTEGER NOT NULL,"
+    " obj_id INTEGER,"
+    " path TEXT,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX events_obj ON events(obj_id) WHERE obj_id IS NOT NULL;"
+    "CREATE INDEX events_path ON events(path) WHERE obj_id IS NULL;"
+    "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;";
 
 static const char migrate_1_2[] =
-	"ALTER TABLE objects ADD COLUMN symlink TEXT;"
-	"DROP INDEX IF EXISTS objects_state;"
-	TOTALS_SQL
-	"UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
-	" o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
-	" AND o.current = 1) WHERE k < 5;"
-	"UPDATE totals SET n = (SELECT count(*) FROM objects WHERE state = 4) WHERE k = 5;"
-	"UPDATE totals SET n = (SELECT count(*) FROM objects) WHERE k = 6;"
-	"CREATE TABLE parts("
-	" obj_id INTEGER NOT NULL REFERENCES objects(id),"
-	" number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
-	" etag TEXT NOT NULL, size INTEGER NOT NULL,"
-	" PRIMARY KEY(obj_id, number)) WITHOUT ROWID;";
+    "ALTER TABLE objects ADD COLUMN symlink TEXT;"
+    "DROP INDEX IF EXISTS objects_state;" TOTALS_SQL
+    "UPDATE totals SET n = (SELECT count(*) FROM objects o WHERE o.state = totals.k AND"
+    " o.current = 1), bytes = (SELECT total(size) FROM objects o WHERE o.state = totals.k"
+    " AND o.current = 1) WHERE k < 5;"
+    "UPDATE totals SET n = (SELECT count(*) FROM objects WHERE state = 4) WHERE k = 5;"
+    "UPDATE totals SET n = (SELECT count(*) FROM objects) WHERE k = 6;"
+    "CREATE TABLE parts("
+    " obj_id INTEGER NOT NULL REFERENCES objects(id),"
+    " number INTEGER NOT NULL CHECK(number BETWEEN 1 AND 10000),"
+    " etag TEXT NOT NULL, size INTEGER NOT NULL,"
+    " PRIMARY KEY(obj_id, number)) WITHOUT ROWID;";
 
 /* Version 3 adds the scan jobs run by the daemon (store/jobs.c reads and
  * writes this table; the catalog only creates it). */
 static const char jobs_v3[] =
-	"CREATE TABLE jobs("
-	" name TEXT PRIMARY KEY,"
-	" source TEXT NOT NULL, target TEXT NOT NULL,"
-	" args TEXT NOT NULL DEFAULT '',"
-	" interval INTEGER NOT NULL DEFAULT 0,"
-	" state TEXT NOT NULL,"
-	" stop INTEGER NOT NULL DEFAULT 0,"
-	" created_ns INTEGER NOT NULL, started_ns INTEGER NOT NULL DEFAULT 0,"
-	" finished_ns INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL DEFAULT 0,"
-	" heartbeat_ns INTEGER NOT NULL DEFAULT 0, runner TEXT,"
-	" runs INTEGER NOT NULL DEFAULT 0,"
-	" files_total INTEGER NOT NULL DEFAULT 0, files_done INTEGER NOT NULL DEFAULT 0,"
-	" bytes_total INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,"
-	" files_failed INTEGER NOT NULL DEFAULT 0, files_skipped INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT, summary TEXT);";
+    "CREATE TABLE jobs("
+    " name TEXT PRIMARY KEY,"
+    " source TEXT NOT NULL, target TEXT NOT NULL,"
+    " args TEXT NOT NULL DEFAULT '',"
+    " interval INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL,"
+    " stop INTEGER NOT NULL DEFAULT 0,"
+    " created_ns INTEGER NOT NULL, started_ns INTEGER NOT NULL DEFAULT 0,"
+    " finished_ns INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL DEFAULT 0,"
+    " heartbeat_ns INTEGER NOT NULL DEFAULT 0, runner TEXT,"
+    " runs INTEGER NOT NULL DEFAULT 0,"
+    " files_total INTEGER NOT NULL DEFAULT 0, files_done INTEGER NOT NULL DEFAULT 0,"
+    " bytes_total INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,"
+    " files_failed INTEGER NOT NULL DEFAULT 0, files_skipped INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT, summary TEXT);";
 
 /* migrations[v] upgrades version v to v + 1. */
 static const char *const migrations[CAT_SCHEMA_VERSION] = {
-	[1] = migrate_1_2,
-	[2] = jobs_v3,
+    [1] = migrate_1_2,
+    [2] = jobs_v3,
 };
 
-#define OBJ_COLS                                                                        \
-	"id, path, version, bucket, key, size, mode, uid, gid, mtime_ns, ctime_ns, "   \
-	"ingest_ns, sha256, etag, source, state, upload_id, parts_done, last_error, "  \
+#define OBJ_COLS                                                                                   \
+	"id, path, version, bucket, key, size, mode, uid, gid, mtime_ns, ctime_ns, "               \
+	"ingest_ns, sha256, etag, source, state, upload_id, parts_done, last_error, "              \
 	"symlink, current"
 #define COLL_COLS "id, path, mode, uid, gid, mtime_ns, ctime_ns"
 
@@ -162,102 +160,152 @@ static const char *const migrations[CAT_SCHEMA_VERSION] = {
 /* statements */
 
 enum wstmt {
-	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-	W_COLL_ID, W_COLL_INSERT, W_COLL_HAS_CHILD, W_COLL_HAS_OBJ, W_COLL_DELETE,
-	W_META_DELETE_COLL, W_OBJ_CURRENT_ID, W_MAX_VERSION, W_DEMOTE, W_OBJ_INSERT,
-	W_META_COPY, W_EVENT, W_OBJ_ROW, W_SET_UPLOADING, W_SET_INGESTED, W_SET_FAILED,
-	W_SET_PENDING, W_SET_DELETED, W_PROMOTE, W_PARTS_CLEAR, W_PART_PUT, W_PARTS_COUNT,
-	W_RENAME, W_SET_KEY, W_SET_ATTR, W_META_PUT, W_META_DEL, W_TOTALS, W_ADD_PROBE,
+	W_BEGIN,
+	W_COMMIT,
+	W_ROLLBACK,
+	W_SAVEPOINT,
+	W_RELEASE,
+	W_ROLLBACK_TO,
+	W_COLL_ID,
+	W_COLL_INSERT,
+	W_COLL_HAS_CHILD,
+	W_COLL_HAS_OBJ,
+	W_COLL_DELETE,
+	W_META_DELETE_COLL,
+	W_OBJ_CURRENT_ID,
+	W_MAX_VERSION,
+	W_DEMOTE,
+	W_OBJ_INSERT,
+	W_META_COPY,
+	W_EVENT,
+	W_OBJ_ROW,
+	W_SET_UPLOADING,
+	W_SET_INGESTED,
+	W_SET_FAILED,
+	W_SET_PENDING,
+	W_SET_DELETED,
+	W_PROMOTE,
+	W_PARTS_CLEAR,
+	W_PART_PUT,
+	W_PARTS_COUNT,
+	W_RENAME,
+	W_SET_KEY,
+	W_SET_ATTR,
+	W_META_PUT,
+	W_META_DEL,
+	W_TOTALS,
+	W_ADD_PROBE,
 	W_COUNT
 };
 
 static const char *const wsql[W_COUNT] = {
-	[W_BEGIN] = "BEGIN IMMEDIATE",
-	[W_COMMIT] = "COMMIT",
-	[W_ROLLBACK] = "ROLLBACK",
-	[W_SAVEPOINT] = "SAVEPOINT req",
-	[W_RELEASE] = "RELEASE req",
-	[W_ROLLBACK_TO] = "ROLLBACK TO req",
-	[W_COLL_ID] = "SELECT id FROM collections WHERE path = ?1",
-	[W_COLL_INSERT] = "INSERT INTO collections(path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)"
-			  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-	[W_COLL_HAS_CHILD] = "SELECT 1 FROM collections WHERE parent_id = ?1 LIMIT 1",
-	[W_COLL_HAS_OBJ] = "SELECT 1 FROM objects WHERE coll_id = ?1 AND current = 1 LIMIT 1",
-	[W_COLL_DELETE] = "DELETE FROM collections WHERE id = ?1",
-	[W_META_DELETE_COLL] = "DELETE FROM meta WHERE kind = 1 AND target = ?1",
-	[W_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
-	[W_MAX_VERSION] = "SELECT max(version), max(CASE WHEN current = 1 THEN id END)"
-			  " FROM objects WHERE path = ?1",
-	[W_DEMOTE] = "UPDATE objects SET current = 0 WHERE id = ?1 RETURNING state, size",
-	[W_OBJ_INSERT] = "INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid,"
-			 " gid, mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag,"
-			 " ingest_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14,"
-			 " ?13, 1, ?15, ?16, ?17)",
-	[W_META_COPY] = "INSERT INTO meta(kind, target, name, value, unit)"
-			" SELECT 0, ?2, name, value, unit FROM meta WHERE kind = 0 AND target = ?1",
-	[W_EVENT] = "INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_OBJ_ROW] = "SELECT state, path, current, version, size FROM objects WHERE id = ?1",
-	[W_SET_UPLOADING] = "UPDATE objects SET state = 1, upload_id = ?2, parts_done = 0 WHERE id = ?1",
-	[W_SET_INGESTED] = "UPDATE objects SET state = 2, size = ?2, sha256 = ?3, etag = ?4,"
-			   " ingest_ns = ?5, upload_id = NULL, last_error = NULL WHERE id = ?1",
-	[W_SET_FAILED] = "UPDATE objects SET state = 3, last_error = ?2 WHERE id = ?1",
-	[W_SET_PENDING] = "UPDATE objects SET state = 0, upload_id = NULL, parts_done = 0,"
-			  " last_error = NULL WHERE id = ?1",
-	[W_SET_DELETED] = "UPDATE objects SET state = 4, current = 0 WHERE id = ?1",
-	[W_PROMOTE] = "UPDATE objects SET current = 1 WHERE id = (SELECT id FROM objects"
-		      " WHERE path = ?1 AND state <> 4 ORDER BY version DESC LIMIT 1)"
-		      " RETURNING id, version, state, size",
-	[W_PARTS_CLEAR] = "DELETE FROM parts WHERE obj_id = ?1",
-	[W_PART_PUT] = "INSERT INTO parts(obj_id, number, etag, size) VALUES(?1, ?2, ?3, ?4)"
-		       " ON CONFLICT(obj_id, number) DO UPDATE SET etag = excluded.etag,"
-		       " size = excluded.size",
-	[W_PARTS_COUNT] = "UPDATE objects SET parts_done = (SELECT count(*) FROM parts"
-			  " WHERE obj_id = ?1) WHERE id = ?1",
-	[W_RENAME] = "UPDATE objects SET path = ?2, version = ?3, key = coalesce(?4, key),"
-		     " coll_id = ?5, current = 1 WHERE id = ?1",
-	[W_SET_KEY] = "UPDATE objects SET key = coalesce(?2, key) WHERE id = ?1",
-	[W_SET_ATTR] = "UPDATE objects SET mode = ?2, uid = ?3, gid = ?4, mtime_ns = ?5 WHERE id = ?1",
-	[W_META_PUT] = "INSERT INTO meta(kind, target, name, value, unit) VALUES(?1, ?2, ?3, ?4, ?5)"
-		       " ON CONFLICT(kind, target, name) DO UPDATE SET value = excluded.value,"
-		       " unit = excluded.unit",
-	[W_META_DEL] = "DELETE FROM meta WHERE kind = ?1 AND target = ?2 AND name = ?3",
-	[W_TOTALS] = "UPDATE totals SET n = n + ?2, bytes = bytes + ?3 WHERE k = ?1",
-	/* All an add needs to know, in one statement: is the path a
-	 * collection, the parent's id, the highest version, the current row. */
-	[W_ADD_PROBE] = "SELECT (SELECT id FROM collections WHERE path = ?1),"
-			" (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
-			" (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
-			" FROM objects WHERE path = ?1) AS v",
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT req",
+    [W_RELEASE] = "RELEASE req",
+    [W_ROLLBACK_TO] = "ROLLBACK TO req",
+    [W_COLL_ID] = "SELECT id FROM collections WHERE path = ?1",
+    [W_COLL_INSERT] = "INSERT INTO collections(path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    [W_COLL_HAS_CHILD] = "SELECT 1 FROM collections WHERE parent_id = ?1 LIMIT 1",
+    [W_COLL_HAS_OBJ] = "SELECT 1 FROM objects WHERE coll_id = ?1 AND current = 1 LIMIT 1",
+    [W_COLL_DELETE] = "DELETE FROM collections WHERE id = ?1",
+    [W_META_DELETE_COLL] = "DELETE FROM meta WHERE kind = 1 AND target = ?1",
+    [W_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
+    [W_MAX_VERSION] = "SELECT max(version), max(CASE WHEN current = 1 THEN id END)"
+                      " FROM objects WHERE path = ?1",
+    [W_DEMOTE] = "UPDATE objects SET current = 0 WHERE id = ?1 RETURNING state, size",
+    [W_OBJ_INSERT] = "INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid,"
+                     " gid, mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag,"
+                     " ingest_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14,"
+                     " ?13, 1, ?15, ?16, ?17)",
+    [W_META_COPY] = "INSERT INTO meta(kind, target, name, value, unit)"
+                    " SELECT 0, ?2, name, value, unit FROM meta WHERE kind = 0 AND target = ?1",
+    [W_EVENT] =
+        "INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [W_OBJ_ROW] = "SELECT state, path, current, version, size FROM objects WHERE id = ?1",
+    [W_SET_UPLOADING] =
+        "UPDATE objects SET state = 1, upload_id = ?2, parts_done = 0 WHERE id = ?1",
+    [W_SET_INGESTED] = "UPDATE objects SET state = 2, size = ?2, sha256 = ?3, etag = ?4,"
+                       " ingest_ns = ?5, upload_id = NULL, last_error = NULL WHERE id = ?1",
+    [W_SET_FAILED] = "UPDATE objects SET state = 3, last_error = ?2 WHERE id = ?1",
+    [W_SET_PENDING] = "UPDATE objects SET state = 0, upload_id = NULL, parts_done = 0,"
+                      " last_error = NULL WHERE id = ?1",
+    [W_SET_DELETED] = "UPDATE objects SET state = 4, current = 0 WHERE id = ?1",
+    [W_PROMOTE] = "UPDATE objects SET current = 1 WHERE id = (SELECT id FROM objects"
+                  " WHERE path = ?1 AND state <> 4 ORDER BY version DESC LIMIT 1)"
+                  " RETURNING id, version, state, size",
+    [W_PARTS_CLEAR] = "DELETE FROM parts WHERE obj_id = ?1",
+    [W_PART_PUT] = "INSERT INTO parts(obj_id, number, etag, size) VALUES(?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(obj_id, number) DO UPDATE SET etag = excluded.etag,"
+                   " size = excluded.size",
+    [W_PARTS_COUNT] = "UPDATE objects SET parts_done = (SELECT count(*) FROM parts"
+                      " WHERE obj_id = ?1) WHERE id = ?1",
+    [W_RENAME] = "UPDATE objects SET path = ?2, version = ?3, key = coalesce(?4, key),"
+                 " coll_id = ?5, current = 1 WHERE id = ?1",
+    [W_SET_KEY] = "UPDATE objects SET key = coalesce(?2, key) WHERE id = ?1",
+    [W_SET_ATTR] = "UPDATE objects SET mode = ?2, uid = ?3, gid = ?4, mtime_ns = ?5 WHERE id = ?1",
+    [W_META_PUT] = "INSERT INTO meta(kind, target, name, value, unit) VALUES(?1, ?2, ?3, ?4, ?5)"
+                   " ON CONFLICT(kind, target, name) DO UPDATE SET value = excluded.value,"
+                   " unit = excluded.unit",
+    [W_META_DEL] = "DELETE FROM meta WHERE kind = ?1 AND target = ?2 AND name = ?3",
+    [W_TOTALS] = "UPDATE totals SET n = n + ?2, bytes = bytes + ?3 WHERE k = ?1",
+    /* All an add needs to know, in one statement: is the path a
+     * collection, the parent's id, the highest version, the current row. */
+    [W_ADD_PROBE] = "SELECT (SELECT id FROM collections WHERE path = ?1),"
+                    " (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
+                    " (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
+                    " FROM objects WHERE path = ?1) AS v",
 };
 
 enum rstmt {
-	R_OBJ_PATH, R_OBJ_ID, R_VERSIONS, R_PARTS, R_COLL_PATH, R_LIST_COLLS, R_LIST_OBJS,
-	R_OBJ_CURRENT_ID, R_META_LIST, R_UNFINISHED,
+	R_OBJ_PATH,
+	R_OBJ_ID,
+	R_VERSIONS,
+	R_PARTS,
+	R_COLL_PATH,
+	R_LIST_COLLS,
+	R_LIST_OBJS,
+	R_OBJ_CURRENT_ID,
+	R_META_LIST,
+	R_UNFINISHED,
 	R_COUNT
 };
 
 static const char *const rsql[R_COUNT] = {
-	[R_OBJ_PATH] = "SELECT " OBJ_COLS " FROM objects WHERE path = ?1 AND current = 1",
-	[R_OBJ_ID] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1",
-	[R_VERSIONS] = "SELECT " OBJ_COLS " FROM objects WHERE path = ?1 ORDER BY version DESC",
-	[R_PARTS] = "SELECT number, etag, size FROM parts WHERE obj_id = ?1 ORDER BY number",
-	[R_COLL_PATH] = "SELECT " COLL_COLS " FROM collections WHERE path = ?1",
-	[R_LIST_COLLS] = "SELECT " COLL_COLS " FROM collections WHERE parent_id = ?1 ORDER BY path",
-	[R_LIST_OBJS] = "SELECT " OBJ_COLS " FROM objects WHERE coll_id = ?1 AND current = 1"
-			" ORDER BY path",
-	[R_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
-	[R_META_LIST] = "SELECT name, value, unit FROM meta WHERE kind = ?1 AND target = ?2"
-			" ORDER BY name",
-	[R_UNFINISHED] = "SELECT " OBJ_COLS " FROM objects WHERE state IN (0, 1) AND state <> 2"
-			 " AND current = 1 ORDER BY id",
+    [R_OBJ_PATH] = "SELECT " OBJ_COLS " FROM objects WHERE path = ?1 AND current = 1",
+    [R_OBJ_ID] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1",
+    [R_VERSIONS] = "SELECT " OBJ_COLS " FROM objects WHERE path = ?1 ORDER BY version DESC",
+    [R_PARTS] = "SELECT number, etag, size FROM parts WHERE obj_id = ?1 ORDER BY number",
+    [R_COLL_PATH] = "SELECT " COLL_COLS " FROM collections WHERE path = ?1",
+    [R_LIST_COLLS] = "SELECT " COLL_COLS " FROM collections WHERE parent_id = ?1 ORDER BY path",
+    [R_LIST_OBJS] = "SELECT " OBJ_COLS " FROM objects WHERE coll_id = ?1 AND current = 1"
+                    " ORDER BY path",
+    [R_OBJ_CURRENT_ID] = "SELECT id FROM objects WHERE path = ?1 AND current = 1",
+    [R_META_LIST] = "SELECT name, value, unit FROM meta WHERE kind = ?1 AND target = ?2"
+                    " ORDER BY name",
+    [R_UNFINISHED] = "SELECT " OBJ_COLS " FROM objects WHERE state IN (0, 1) AND state <> 2"
+                     " AND current = 1 ORDER BY id",
 };
 
 /* ------------------------------------------------------------------ */
 /* the catalog */
 
 enum req_op {
-	OP_COLL_ENSURE, OP_COLL_REMOVE, OP_OBJ_ADD, OP_UPLOADING, OP_PART_DONE, OP_INGESTED,
-	OP_FAILED, OP_PENDING, OP_DELETED, OP_RENAME, OP_SET_ATTR, OP_META_SET, OP_META_RM,
+	OP_COLL_ENSURE,
+	OP_COLL_REMOVE,
+	OP_OBJ_ADD,
+	OP_UPLOADING,
+	OP_PART_DONE,
+	OP_INGESTED,
+	OP_FAILED,
+	OP_PENDING,
+	OP_DELETED,
+	OP_RENAME,
+	OP_SET_ATTR,
+	OP_META_SET,
+	OP_META_RM,
 	OP_EVENT,
 };
 
@@ -267,14 +315,14 @@ enum req_op {
 struct req {
 	enum req_op op;
 	int rc;
-	sem_t done;                 /* posted by the writer after the commit */
+	sem_t done; /* posted by the writer after the commit */
 	struct req *next;
-	int64_t id;                 /* object id in; new id out */
-	int64_t n1, n2;             /* size, part number, mtime */
+	int64_t id;     /* object id in; new id out */
+	int64_t n1, n2; /* size, part number, mtime */
 	uint32_t mode, uid, gid;
 	const char *s1, *s2, *s3, *s4;
 	const struct cat_obj *obj;
-	int version;                /* out */
+	int version; /* out */
 };
 
 /* Net change of the totals table (see TOTALS_SQL). */
@@ -285,7 +333,7 @@ struct tally {
 
 struct rconn {
 	sqlite3 *db;
-	int busy_ms;                /* the busy timeout set on db */
+	int busy_ms; /* the busy timeout set on db */
 	sqlite3_stmt *st[R_COUNT];
 	struct rconn *next;
 };
@@ -293,21 +341,21 @@ struct rconn {
 struct cat {
 	char *file;
 	int flags;
-	sqlite3 *db;                /* the writer's; the writer thread owns it while running */
+	sqlite3 *db; /* the writer's; the writer thread owns it while running */
 	sqlite3_stmt *ws[W_COUNT];
-	struct tally req_tally;     /* of the request running */
-	struct tally txn_tally;     /* of the requests done in this transaction */
-	int busy_ms;                /* atomic: set by any thread */
-	int busy_applied;           /* the writer's */
+	struct tally req_tally; /* of the request running */
+	struct tally txn_tally; /* of the requests done in this transaction */
+	int busy_ms;            /* atomic: set by any thread */
+	int busy_applied;       /* the writer's */
 
 	pthread_mutex_t qlock;
-	pthread_cond_t qcond;       /* the writer waits here for work */
+	pthread_cond_t qcond; /* the writer waits here for work */
 	struct req *qhead, *qtail;
 	int stopping;
 	int writer_waiting;
 	int writer_started;
 	pthread_t writer;
-	struct cat_stats stats;     /* under qlock */
+	struct cat_stats stats; /* under qlock */
 
 	/* The checkpointer copies WAL pages into the database file on its own
 	 * connection, so commits never wait for it (SQLite would otherwise run
@@ -318,11 +366,11 @@ struct cat {
 	pthread_mutex_t cklock;
 	pthread_cond_t ckcond;
 	int ck_wanted, ck_stop, ck_running;
-	uint64_t checkpoints;       /* under cklock */
+	uint64_t checkpoints; /* under cklock */
 	int wal_warned;
 
 	pthread_mutex_t plock;
-	struct rconn *idle;         /* read connection pool */
+	struct rconn *idle; /* read connection pool */
 	int nidle;
 };
 
@@ -352,7 +400,8 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 const char *cat_state_name(enum cat_state s)
 {
-	static const char *const names[] = {"pending", "uploading", "ingested", "failed", "deleted"};
+	static const char *const names[] = {"pending", "uploading", "ingested", "failed",
+	                                    "deleted"};
 	if ((unsigned)s >= sizeof names / sizeof names[0])
 		return "invalid";
 	return names[s];
@@ -462,12 +511,14 @@ static int db_fail(struct cat *c, sqlite3 *db, int rc, const char *what)
 	int e = errno_of(rc);
 	if ((rc & 0xff) == SQLITE_BUSY)
 		log_err("catalog %s: %s: still locked after %d ms (another process holds the "
-			"write lock)", c->file, what, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
+		        "write lock)",
+		        c->file, what, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	else if (e == -EPROTO)
 		log_err("catalog %s: %s: database is corrupt: %s", c->file, what,
-			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	else
-		log_err("catalog %s: %s: %s", c->file, what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		log_err("catalog %s: %s: %s", c->file, what,
+		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	return e ? e : -EIO;
 }
 
@@ -559,13 +610,15 @@ static int check_file(struct cat *c)
 	close(fd);
 	if (n != (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0) {
 		log_err("catalog %s: not an lzfs catalog (not an SQLite database: garbage or a "
-			"corrupt header); refusing to touch it", c->file);
+		        "corrupt header); refusing to touch it",
+		        c->file);
 		return -ENOTSUP;
 	}
 	uint32_t app = (uint32_t)h[68] << 24 | (uint32_t)h[69] << 16 | (uint32_t)h[70] << 8 | h[71];
 	if (app != CAT_APP_ID && !live_wal) {
 		log_err("catalog %s: not an lzfs catalog (no lzfs marker: SQLite application_id "
-			"0x%08x); refusing to touch it", c->file, app);
+		        "0x%08x); refusing to touch it",
+		        c->file, app);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -597,12 +650,13 @@ static int init_schema(struct cat *c, sqlite3 *db)
 	char sql[512];
 	int64_t now = now_ns();
 	snprintf(sql, sizeof sql,
-		 "INSERT INTO lzfs_catalog VALUES('format', '" CAT_FORMAT "'), ('created_ns', '%lld');"
-		 "INSERT INTO collections(id, path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)"
-		 " VALUES(1, '', NULL, %u, 0, 0, %lld, %lld);"
-		 "PRAGMA application_id = %d; PRAGMA user_version = %d;",
-		 (long long)now, (unsigned)(S_IFDIR | 0755), (long long)now, (long long)now,
-		 CAT_APP_ID, CAT_SCHEMA_VERSION);
+	         "INSERT INTO lzfs_catalog VALUES('format', '" CAT_FORMAT
+	         "'), ('created_ns', '%lld');"
+	         "INSERT INTO collections(id, path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)"
+	         " VALUES(1, '', NULL, %u, 0, 0, %lld, %lld);"
+	         "PRAGMA application_id = %d; PRAGMA user_version = %d;",
+	         (long long)now, (unsigned)(S_IFDIR | 0755), (long long)now, (long long)now,
+	         CAT_APP_ID, CAT_SCHEMA_VERSION);
 	if (rc == 0)
 		rc = exec_sql(c, db, schema_v2, "creating the schema");
 	if (rc == 0)
@@ -630,7 +684,7 @@ static int migrate(struct cat *c, sqlite3 *db)
 	while (rc == 0 && v < CAT_SCHEMA_VERSION) {
 		if (v < 1 || !migrations[v]) {
 			log_err("catalog %s: no migration from schema version %lld", c->file,
-				(long long)v);
+			        (long long)v);
 			rc = -ENOTSUP;
 			break;
 		}
@@ -650,7 +704,7 @@ static int migrate(struct cat *c, sqlite3 *db)
 	}
 	if (v != from)
 		log_notice("catalog %s: schema migrated from version %lld to %lld", c->file,
-			   (long long)from, (long long)v);
+		           (long long)from, (long long)v);
 	return 0;
 }
 
@@ -664,8 +718,10 @@ static int verify(struct cat *c, sqlite3 *db, int64_t *version_out)
 	if (rc == 0)
 		rc = get_pragma_int(c, db, "PRAGMA user_version", &version);
 	if (rc == 0) {
-		rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-					" AND name = 'lzfs_catalog'", -1, &st, NULL);
+		rc = sqlite3_prepare_v2(db,
+		                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+		                        " AND name = 'lzfs_catalog'",
+		                        -1, &st, NULL);
 		if (rc != SQLITE_OK)
 			return db_fail(c, db, rc, "reading the schema");
 		rc = st_int64(c, db, st, &marker, "reading the schema");
@@ -676,12 +732,14 @@ static int verify(struct cat *c, sqlite3 *db, int64_t *version_out)
 		return rc;
 	if (app != CAT_APP_ID || !marker) {
 		log_err("catalog %s: not an lzfs catalog (no lzfs marker); refusing to touch it",
-			c->file);
+		        c->file);
 		return -ENOTSUP;
 	}
 	int64_t ok = 0;
-	rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM lzfs_catalog WHERE name = 'format'"
-				" AND value = '" CAT_FORMAT "'", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db,
+	                        "SELECT count(*) FROM lzfs_catalog WHERE name = 'format'"
+	                        " AND value = '" CAT_FORMAT "'",
+	                        -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(c, db, rc, "reading the marker");
 	rc = st_int64(c, db, st, &ok, "reading the marker");
@@ -690,20 +748,20 @@ static int verify(struct cat *c, sqlite3 *db, int64_t *version_out)
 		return rc;
 	if (!ok) {
 		log_err("catalog %s: not an lzfs catalog (bad lzfs marker); refusing to touch it",
-			c->file);
+		        c->file);
 		return -ENOTSUP;
 	}
 	if (version > CAT_SCHEMA_VERSION) {
 		log_err("catalog %s: schema version %lld is newer than this program knows (%d); "
-			"refusing to use it (upgrade lzfs)", c->file, (long long)version,
-			CAT_SCHEMA_VERSION);
+		        "refusing to use it (upgrade lzfs)",
+		        c->file, (long long)version, CAT_SCHEMA_VERSION);
 		return -ENOTSUP;
 	}
 	if (version < CAT_SCHEMA_VERSION &&
 	    ((c->flags & CAT_READONLY) || !(c->flags & CAT_CREATE))) {
 		log_err("catalog %s: schema version %lld is older than %d; open it read-write "
-			"once (start lzfs) to migrate it", c->file, (long long)version,
-			CAT_SCHEMA_VERSION);
+		        "once (start lzfs) to migrate it",
+		        c->file, (long long)version, CAT_SCHEMA_VERSION);
 		return -ENOTSUP;
 	}
 	*version_out = version;
@@ -729,13 +787,13 @@ static int conn_setup(struct cat *c, sqlite3 *db, int reader)
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED));
 	int rc = sqlite3_create_function_v2(db, "lzfs_glob", 2,
-					    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-					    NULL, glob_fn, NULL, NULL, NULL);
+	                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+	                                    NULL, glob_fn, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(c, db, rc, "registering lzfs_glob");
 	if (reader && !(c->flags & CAT_READONLY))
 		return exec_sql(c, db, "PRAGMA query_only = 1; PRAGMA cache_size = -16384",
-				"configuring a reader");
+		                "configuring a reader");
 	return exec_sql(c, db, "PRAGMA cache_size = -16384", "configuring a connection");
 }
 
@@ -745,7 +803,7 @@ static int rconn_open(struct cat *c, struct rconn **out)
 	if (!r)
 		return -ENOMEM;
 	int flags = SQLITE_OPEN_NOMUTEX |
-		    ((c->flags & CAT_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	            ((c->flags & CAT_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
 	int rc = sqlite3_open_v2(c->file, &r->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_fail(c, r->db, rc, "opening a read connection");
@@ -799,8 +857,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	pthread_mutex_unlock(&c->cklock);
 	if (inline_ckpt) {
 		if (pages >= CAT_WAL_MAX_PAGES && !c->wal_warned) {
-			log_warn("catalog %s: the WAL holds %d pages; the writer checkpoints itself",
-				 c->file, pages);
+			log_warn(
+			    "catalog %s: the WAL holds %d pages; the writer checkpoints itself",
+			    c->file, pages);
 			c->wal_warned = 1;
 		}
 		/* Busy if the checkpointer is at it after all: then next time. */
@@ -827,8 +886,8 @@ static void *ckpt_main(void *arg)
 		 * for anyone. Again while the writer appended a lot meanwhile. */
 		int rc, log = 0, done = 0;
 		do {
-			rc = sqlite3_wal_checkpoint_v2(c->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-						       &done);
+			rc = sqlite3_wal_checkpoint_v2(c->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+			                               &log, &done);
 		} while (rc == SQLITE_OK && log - done >= CAT_CKPT_PAGES && !c->ck_stop);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY && !warned) {
 			log_warn("catalog %s: checkpoint: %s", c->file, sqlite3_errmsg(c->ckdb));
@@ -878,7 +937,7 @@ int cat_open(const char *file, int flags, struct cat **out)
 	int rc = create < 0 ? create : 0;
 	if (create == 1 && (ro || !(flags & CAT_CREATE))) {
 		log_err("catalog %s: does not exist (or is empty); it is created when lzfs starts",
-			file);
+		        file);
 		rc = -ENOENT;
 	}
 	if (rc)
@@ -888,7 +947,8 @@ int cat_open(const char *file, int flags, struct cat **out)
 	 * checkpoint a foreign file's WAL into it when it closes. */
 	int64_t version = CAT_SCHEMA_VERSION;
 	if (!create) {
-		rc = sqlite3_open_v2(file, &c->db, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY, NULL);
+		rc =
+		    sqlite3_open_v2(file, &c->db, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY, NULL);
 		if (rc != SQLITE_OK) {
 			rc = db_fail(c, c->db, rc, "opening");
 			goto fail;
@@ -912,7 +972,8 @@ int cat_open(const char *file, int flags, struct cat **out)
 		c->db = NULL;
 	}
 
-	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int oflags =
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(file, &c->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_fail(c, c->db, rc, "opening");
@@ -937,11 +998,12 @@ int cat_open(const char *file, int flags, struct cat **out)
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(st);
-		const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+		const char *mode =
+		    rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 		rc = mode && strcmp(mode, "wal") == 0 ? 0 : -EIO;
 		if (rc)
 			log_err("catalog %s: cannot switch to WAL mode (%s)", file,
-				mode ? mode : sqlite3_errmsg(c->db));
+			        mode ? mode : sqlite3_errmsg(c->db));
 		sqlite3_finalize(st);
 	} else {
 		rc = db_fail(c, c->db, rc, "enabling WAL");
@@ -951,10 +1013,10 @@ int cat_open(const char *file, int flags, struct cat **out)
 	 * number of fsyncs low. */
 	if (rc == 0)
 		rc = exec_sql(c, c->db,
-			      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-			      "PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 67108864;"
-			      "PRAGMA temp_store = MEMORY",
-			      "configuring the writer");
+		              "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+		              "PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 67108864;"
+		              "PRAGMA temp_store = MEMORY",
+		              "configuring the writer");
 	if (rc)
 		goto fail;
 	rc = sqlite3_open_v2(file, &c->ckdb, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE, NULL);
@@ -1056,7 +1118,7 @@ static sqlite3_stmt *wst(struct cat *c, enum wstmt id)
 {
 	if (!c->ws[id]) {
 		int rc = sqlite3_prepare_v3(c->db, wsql[id], -1, SQLITE_PREPARE_PERSISTENT,
-					    &c->ws[id], NULL);
+		                            &c->ws[id], NULL);
 		if (rc != SQLITE_OK) {
 			db_fail(c, c->db, rc, wsql[id]);
 			c->ws[id] = NULL;
@@ -1066,10 +1128,10 @@ static sqlite3_stmt *wst(struct cat *c, enum wstmt id)
 }
 
 /* Statement id prepared or return -EIO from the calling op. */
-#define WST(var, id)                                    \
-	sqlite3_stmt *var = wst(c, id);                 \
-	if (!var)                                       \
-		return -EIO
+#define WST(var, id)                                                                               \
+	sqlite3_stmt *var = wst(c, id);                                                            \
+	if (!var)                                                                                  \
+	return -EIO
 
 /* A row with these values leaves (sign -1) or enters (+1) the totals. */
 static void tally(struct cat *c, int state, int current, int64_t size, int sign)
@@ -1083,7 +1145,7 @@ static void tally(struct cat *c, int state, int current, int64_t size, int sign)
 }
 
 static int w_event(struct cat *c, int64_t obj_id, const char *path, const char *kind,
-		   const char *detail)
+                   const char *detail)
 {
 	WST(st, W_EVENT);
 	sqlite3_bind_int64(st, 1, now_ns());
@@ -1110,8 +1172,8 @@ static int w_current_id(struct cat *c, const char *path, int64_t *id)
 }
 
 /* mkdir -p: the id of collection `path`, creating it and its parents. */
-static int w_coll_ensure(struct cat *c, const char *path, uint32_t mode, uint32_t uid,
-			 uint32_t gid, int64_t *id)
+static int w_coll_ensure(struct cat *c, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+                         int64_t *id)
 {
 	int rc = w_coll_id(c, path, id);
 	if (rc)
@@ -1126,7 +1188,7 @@ static int w_coll_ensure(struct cat *c, const char *path, uint32_t mode, uint32_
 		return rc;
 	if (rc) {
 		log_warn("catalog %s: cannot create collection %s: an object has that path",
-			 c->file, path);
+		         c->file, path);
 		return -ENOTDIR;
 	}
 	char *parent = parent_of(path);
@@ -1214,7 +1276,7 @@ static int w_promote(struct cat *c, const char *path, int64_t gone_id)
 		return 0;
 	char detail[96];
 	snprintf(detail, sizeof detail, "version %lld is current again (object %lld gone)",
-		 (long long)version, (long long)gone_id);
+	         (long long)version, (long long)gone_id);
 	return w_event(c, id, path, "current", detail);
 }
 
@@ -1273,14 +1335,15 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 	int ingested = o->state == CAT_INGESTED;
 	if (!path_valid(o->path, 0) || !o->key || !*o->key) {
 		log_warn("catalog %s: refusing to add an object with an invalid path or key",
-			 c->file);
+		         c->file);
 		return -EINVAL;
 	}
 	if ((o->state != CAT_PENDING && !ingested) ||
-	    (ingested && ((o->sha256[0] && !hex64(o->sha256)) ||
-			  !memchr(o->etag, '\0', sizeof o->etag)))) {
+	    (ingested &&
+	     ((o->sha256[0] && !hex64(o->sha256)) || !memchr(o->etag, '\0', sizeof o->etag)))) {
 		log_warn("catalog %s: %s: an object is added as pending, or as ingested with a "
-			 "sha256 in hex", c->file, o->path);
+		         "sha256 in hex",
+		         c->file, o->path);
 		return -EINVAL;
 	}
 	const char *slash = strrchr(o->path, '/');
@@ -1350,14 +1413,14 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 	char *detail = NULL;
 	/* The row keeps key, bucket and times; the event says what happened. */
 	if (asprintf(&detail, "version %d, %lld bytes%s%s", version, (long long)o->size,
-		     o->source && *o->source ? ", source " : "", o->source ? o->source : "") < 0)
+	             o->source && *o->source ? ", source " : "", o->source ? o->source : "") < 0)
 		return -ENOMEM;
 	rc = w_event(c, id, o->path, "add", detail);
 	free(detail);
 	if (rc == 0 && ingested) {
 		/* The same history as the long way, in the same transaction. */
 		if (asprintf(&detail, "%lld bytes, etag %s", (long long)o->size,
-			     o->etag[0] ? o->etag : "-") < 0)
+		             o->etag[0] ? o->etag : "-") < 0)
 			return -ENOMEM;
 		rc = w_event(c, id, NULL, "ingested", detail);
 		free(detail);
@@ -1369,12 +1432,11 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 
 /* Legal transitions, [from][to]. */
 static const unsigned char legal[5][5] = {
-	[CAT_PENDING] = {[CAT_UPLOADING] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
-	[CAT_UPLOADING] = {[CAT_PENDING] = 1, [CAT_INGESTED] = 1, [CAT_FAILED] = 1,
-			   [CAT_DELETED] = 1},
-	[CAT_INGESTED] = {[CAT_DELETED] = 1},
-	[CAT_FAILED] = {[CAT_PENDING] = 1, [CAT_DELETED] = 1},
-	[CAT_DELETED] = {0},
+    [CAT_PENDING] = {[CAT_UPLOADING] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
+    [CAT_UPLOADING] = {[CAT_PENDING] = 1, [CAT_INGESTED] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
+    [CAT_INGESTED] = {[CAT_DELETED] = 1},
+    [CAT_FAILED] = {[CAT_PENDING] = 1, [CAT_DELETED] = 1},
+    [CAT_DELETED] = {0},
 };
 
 struct row {
@@ -1410,10 +1472,11 @@ static int w_row(struct cat *c, int64_t id, struct row *row)
 
 static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 {
-	if (to == CAT_INGESTED && ((r->s1 && *r->s1 && !hex64(r->s1)) ||
-				   (r->s2 && strlen(r->s2) >= sizeof(((struct cat_obj *)0)->etag)))) {
+	if (to == CAT_INGESTED &&
+	    ((r->s1 && *r->s1 && !hex64(r->s1)) ||
+	     (r->s2 && strlen(r->s2) >= sizeof(((struct cat_obj *)0)->etag)))) {
 		log_warn("catalog %s: object %lld: malformed sha256 or etag", c->file,
-			 (long long)r->id);
+		         (long long)r->id);
 		return -EINVAL;
 	}
 	struct row row;
@@ -1422,8 +1485,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 		return rc;
 	if (!legal[row.state][to]) {
 		log_warn("catalog %s: object %lld (%s v%d): illegal transition %s -> %s refused",
-			 c->file, (long long)r->id, row.path, row.version,
-			 cat_state_name(row.state), cat_state_name(to));
+		         c->file, (long long)r->id, row.path, row.version,
+		         cat_state_name(row.state), cat_state_name(to));
 		free(row.path);
 		return -EINVAL;
 	}
@@ -1446,7 +1509,7 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 			sqlite3_bind_int64(st, 5, now_ns());
 		}
 		if (asprintf(&detail, "%lld bytes, etag %s", (long long)r->n1,
-			     r->s2 && *r->s2 ? r->s2 : "-") < 0)
+		             r->s2 && *r->s2 ? r->s2 : "-") < 0)
 			detail = NULL;
 		break;
 	case CAT_FAILED:
@@ -1475,7 +1538,8 @@ static int w_op_transition(struct cat *c, struct req *r, enum cat_state to)
 	if ((rc = st_exec(c, c->db, st, "changing an object's state")))
 		goto out;
 	tally(c, row.state, row.current, row.size, -1);
-	tally(c, to, to == CAT_DELETED ? 0 : row.current, to == CAT_INGESTED ? r->n1 : row.size, +1);
+	tally(c, to, to == CAT_DELETED ? 0 : row.current, to == CAT_INGESTED ? r->n1 : row.size,
+	      +1);
 	/* Parts only matter while an upload can still be resumed. */
 	if (to == CAT_INGESTED || to == CAT_PENDING || to == CAT_DELETED) {
 		sqlite3_stmt *pc = wst(c, W_PARTS_CLEAR);
@@ -1502,7 +1566,7 @@ static int w_op_part_done(struct cat *c, struct req *r)
 {
 	if (r->n1 < 1 || r->n1 > 10000 || !r->s1) {
 		log_warn("catalog %s: object %lld: invalid part %lld", c->file, (long long)r->id,
-			 (long long)r->n1);
+		         (long long)r->n1);
 		return -EINVAL;
 	}
 	struct row row;
@@ -1512,7 +1576,7 @@ static int w_op_part_done(struct cat *c, struct req *r)
 	free(row.path);
 	if (row.state != CAT_UPLOADING) {
 		log_warn("catalog %s: object %lld: part %lld reported while %s; refused", c->file,
-			 (long long)r->id, (long long)r->n1, cat_state_name(row.state));
+		         (long long)r->id, (long long)r->n1, cat_state_name(row.state));
 		return -EINVAL;
 	}
 	WST(st, W_PART_PUT);
@@ -1531,7 +1595,8 @@ static int w_op_rename(struct cat *c, struct req *r)
 {
 	const char *to = r->s1;
 	if (!path_valid(to, 0) || (r->s2 && !*r->s2)) {
-		log_warn("catalog %s: object %lld: invalid rename target", c->file, (long long)r->id);
+		log_warn("catalog %s: object %lld: invalid rename target", c->file,
+		         (long long)r->id);
 		return -EINVAL;
 	}
 	struct row row;
@@ -1541,12 +1606,12 @@ static int w_op_rename(struct cat *c, struct req *r)
 	char *detail = NULL;
 	if (row.state == CAT_DELETED) {
 		log_warn("catalog %s: object %lld (%s): cannot rename a deleted version", c->file,
-			 (long long)r->id, row.path);
+		         (long long)r->id, row.path);
 		rc = -EINVAL;
 		goto out;
 	}
 	if (asprintf(&detail, "%s -> %s%s%s", row.path, to, r->s2 ? ", key " : "",
-		     r->s2 ? r->s2 : "") < 0) {
+	             r->s2 ? r->s2 : "") < 0) {
 		detail = NULL;
 		rc = -ENOMEM;
 		goto out;
@@ -1625,7 +1690,7 @@ static int w_op_set_attr(struct cat *c, struct req *r)
 	}
 	char detail[96];
 	snprintf(detail, sizeof detail, "mode %o, uid %u, gid %u, mtime %lld", (unsigned)r->mode,
-		 (unsigned)r->uid, (unsigned)r->gid, (long long)r->n1);
+	         (unsigned)r->uid, (unsigned)r->gid, (long long)r->n1);
 	return w_event(c, r->id, NULL, "attr", detail);
 }
 
@@ -1669,7 +1734,7 @@ static int w_op_meta(struct cat *c, struct req *r)
 		if ((rc = st_exec(c, c->db, st, "setting metadata")))
 			return rc;
 		if (asprintf(&detail, "%s = %s%s%s", name, r->s3, r->s4 ? " " : "",
-			     r->s4 ? r->s4 : "") < 0)
+		             r->s4 ? r->s4 : "") < 0)
 			return -ENOMEM;
 	} else {
 		WST(st, W_META_DEL);
@@ -1684,7 +1749,7 @@ static int w_op_meta(struct cat *c, struct req *r)
 			return -ENOMEM;
 	}
 	rc = w_event(c, kind == 0 ? id : 0, kind == 0 ? NULL : path,
-		     r->op == OP_META_SET ? "meta-set" : "meta-rm", detail);
+	             r->op == OP_META_SET ? "meta-set" : "meta-rm", detail);
 	free(detail);
 	return rc;
 }
@@ -1786,7 +1851,7 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 					if (q->rc == 0)
 						q->rc = e;
 				log_err("catalog %s: transaction rolled back by SQLite; %s",
-					c->file, strerror(-e));
+				        c->file, strerror(-e));
 				broken = 1;
 				continue;
 			}
@@ -1901,8 +1966,8 @@ static int submit(struct cat *c, struct req *r)
 /* ------------------------------------------------------------------ */
 /* write API */
 
-int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t uid,
-		    uint32_t gid, int64_t *id)
+int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+                    int64_t *id)
 {
 	struct req r = {.op = OP_COLL_ENSURE, .s1 = path, .mode = mode, .uid = uid, .gid = gid};
 	int rc = submit(cat, &r);
@@ -1937,15 +2002,14 @@ int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id)
 	return submit(cat, &r);
 }
 
-int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *etag,
-		      int64_t size)
+int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *etag, int64_t size)
 {
 	struct req r = {.op = OP_PART_DONE, .id = id, .n1 = part_number, .n2 = size, .s1 = etag};
 	return submit(cat, &r);
 }
 
 int cat_obj_set_ingested(struct cat *cat, int64_t id, int64_t size, const char *sha256,
-			 const char *etag)
+                         const char *etag)
 {
 	struct req r = {.op = OP_INGESTED, .id = id, .n1 = size, .s1 = sha256, .s2 = etag};
 	return submit(cat, &r);
@@ -1976,15 +2040,15 @@ int cat_obj_rename(struct cat *cat, int64_t id, const char *new_path, const char
 }
 
 int cat_obj_set_attr(struct cat *cat, int64_t id, uint32_t mode, uint32_t uid, uint32_t gid,
-		     int64_t mtime_ns)
+                     int64_t mtime_ns)
 {
-	struct req r = {.op = OP_SET_ATTR, .id = id, .mode = mode, .uid = uid, .gid = gid,
-			.n1 = mtime_ns};
+	struct req r = {
+	    .op = OP_SET_ATTR, .id = id, .mode = mode, .uid = uid, .gid = gid, .n1 = mtime_ns};
 	return submit(cat, &r);
 }
 
 int cat_meta_set(struct cat *cat, const char *path, const char *name, const char *value,
-		 const char *unit)
+                 const char *unit)
 {
 	struct req r = {.op = OP_META_SET, .s1 = path, .s2 = name, .s3 = value, .s4 = unit};
 	return submit(cat, &r);
@@ -1997,7 +2061,7 @@ int cat_meta_rm(struct cat *cat, const char *path, const char *name)
 }
 
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
-		  const char *detail)
+                  const char *detail)
 {
 	struct req r = {.op = OP_EVENT, .id = obj_id, .s1 = path, .s2 = kind, .s3 = detail};
 	return submit(cat, &r);
@@ -2045,7 +2109,7 @@ static sqlite3_stmt *rst(struct cat *c, struct rconn *r, enum rstmt id)
 {
 	if (!r->st[id]) {
 		int rc = sqlite3_prepare_v3(r->db, rsql[id], -1, SQLITE_PREPARE_PERSISTENT,
-					    &r->st[id], NULL);
+		                            &r->st[id], NULL);
 		if (rc != SQLITE_OK) {
 			db_fail(c, r->db, rc, rsql[id]);
 			r->st[id] = NULL;
@@ -2079,8 +2143,8 @@ static int row_obj(sqlite3_stmt *s, struct cat_obj *o, int copy)
 	o->parts_done = sqlite3_column_int(s, 17);
 	o->current = sqlite3_column_int(s, 20);
 	static const int cols[] = {1, 3, 4, 14, 16, 18, 19};
-	char **dst[] = {&o->path, &o->bucket, &o->key, &o->source, &o->upload_id,
-			&o->last_error, &o->symlink};
+	char **dst[] = {&o->path,      &o->bucket,     &o->key,    &o->source,
+	                &o->upload_id, &o->last_error, &o->symlink};
 	for (unsigned i = 0; i < sizeof cols / sizeof cols[0]; i++) {
 		const char *v = ctext(s, cols[i]);
 		if (!v)
@@ -2179,7 +2243,7 @@ int cat_obj_get_id(struct cat *c, int64_t id, struct cat_obj *out)
 
 /* Streams the object rows of a prepared, bound statement to cb. */
 static int each_obj(struct cat *c, struct rconn *r, sqlite3_stmt *st,
-		    int (*cb)(const struct cat_obj *o, void *arg), void *arg, int *count)
+                    int (*cb)(const struct cat_obj *o, void *arg), void *arg, int *count)
 {
 	int rc = 0, n = 0, s;
 	while ((s = rstep(c, r, st, "reading objects")) == 1) {
@@ -2197,8 +2261,8 @@ static int each_obj(struct cat *c, struct rconn *r, sqlite3_stmt *st,
 	return rc;
 }
 
-int cat_obj_versions(struct cat *c, const char *path,
-		     int (*cb)(const struct cat_obj *o, void *arg), void *arg)
+int cat_obj_versions(struct cat *c, const char *path, int (*cb)(const struct cat_obj *o, void *arg),
+                     void *arg)
 {
 	if (!path_valid(path, 0))
 		return -ENOENT;
@@ -2218,7 +2282,7 @@ int cat_obj_versions(struct cat *c, const char *path,
 }
 
 int cat_obj_parts(struct cat *c, int64_t id,
-		  int (*cb)(int part_number, const char *etag, int64_t size, void *arg), void *arg)
+                  int (*cb)(int part_number, const char *etag, int64_t size, void *arg), void *arg)
 {
 	struct rconn *r;
 	int rc = rget(c, &r), s;
@@ -2232,7 +2296,8 @@ int cat_obj_parts(struct cat *c, int64_t id,
 	sqlite3_bind_int64(st, 1, id);
 	while ((s = rstep(c, r, st, "reading parts")) == 1)
 		if (cb_stop(cb(sqlite3_column_int(st, 0), ctext(st, 1), sqlite3_column_int64(st, 2),
-			       arg), &rc))
+		               arg),
+		            &rc))
 			break;
 	if (s < 0)
 		rc = s;
@@ -2242,7 +2307,7 @@ int cat_obj_parts(struct cat *c, int64_t id,
 }
 
 static int coll_lookup(struct cat *c, struct rconn *r, const char *path, struct cat_coll *out,
-		       int copy)
+                       int copy)
 {
 	sqlite3_stmt *st = rst(c, r, R_COLL_PATH);
 	if (!st)
@@ -2274,7 +2339,7 @@ int cat_coll_get(struct cat *c, const char *path, struct cat_coll *out)
 }
 
 int cat_list(struct cat *c, const char *path,
-	     int (*cb)(const struct cat_coll *c, const struct cat_obj *o, void *arg), void *arg)
+             int (*cb)(const struct cat_coll *c, const struct cat_obj *o, void *arg), void *arg)
 {
 	if (!path_valid(path, 1))
 		return -ENOENT;
@@ -2340,7 +2405,7 @@ int cat_list(struct cat *c, const char *path,
 }
 
 int cat_find(struct cat *c, const struct cat_query *q,
-	     int (*cb)(const struct cat_obj *o, void *arg), void *arg)
+             int (*cb)(const struct cat_obj *o, void *arg), void *arg)
 {
 	char sql[1024];
 	size_t len = 0;
@@ -2367,7 +2432,8 @@ int cat_find(struct cat *c, const struct cat_query *q,
 	if (q->name_glob)
 		ADD(" AND lzfs_glob(?3, path)");
 	if (q->state >= 0)
-		ADD(q->state == CAT_INGESTED ? " AND state = ?4" : " AND state = ?4 AND state <> 2");
+		ADD(q->state == CAT_INGESTED ? " AND state = ?4"
+		                             : " AND state = ?4 AND state <> 2");
 	if (q->min_size >= 0)
 		ADD(" AND size >= ?5");
 	if (q->max_size >= 0)
@@ -2378,9 +2444,9 @@ int cat_find(struct cat *c, const struct cat_query *q,
 		ADD(" AND mtime_ns < ?8");
 	if (q->meta_key)
 		ADD(q->meta_value ? " AND id IN (SELECT target FROM meta WHERE kind = 0 AND"
-				    " name = ?9 AND value = ?10)"
-				  : " AND id IN (SELECT target FROM meta WHERE kind = 0 AND"
-				    " name = ?9)");
+		                    " name = ?9 AND value = ?10)"
+		                  : " AND id IN (SELECT target FROM meta WHERE kind = 0 AND"
+		                    " name = ?9)");
 	ADD(" ORDER BY path, version DESC");
 	if (q->limit > 0)
 		ADD(" LIMIT ?11");
@@ -2415,8 +2481,8 @@ int cat_find(struct cat *c, const struct cat_query *q,
 	return rc;
 }
 
-int cat_meta_list(struct cat *c, const char *path,
-		  int (*cb)(const struct cat_avu *a, void *arg), void *arg)
+int cat_meta_list(struct cat *c, const char *path, int (*cb)(const struct cat_avu *a, void *arg),
+                  void *arg)
 {
 	if (!path_valid(path, 1))
 		return -ENOENT;
@@ -2464,24 +2530,24 @@ int cat_meta_list(struct cat *c, const char *path,
 }
 
 int cat_events(struct cat *c, const char *path, int limit,
-	       int (*cb)(const struct cat_event *e, void *arg), void *arg)
+               int (*cb)(const struct cat_event *e, void *arg), void *arg)
 {
 	/* With a limit: the newest `limit` events, still oldest first. An
 	 * object's history follows its id (all versions at path, renames
 	 * included); events not tied to an object match by path. */
 	const char *cols = "id, time_ns, obj_id, coalesce(path, (SELECT path FROM objects o"
-			   " WHERE o.id = obj_id)), kind, detail";
+	                   " WHERE o.id = obj_id)), kind, detail";
 	char sql[768];
 	if (path)
 		snprintf(sql, sizeof sql,
-			 "SELECT * FROM (SELECT %s FROM events WHERE obj_id IN (SELECT id FROM"
-			 " objects WHERE path = ?1) UNION ALL SELECT %s FROM events WHERE obj_id"
-			 " IS NULL AND path = ?1 ORDER BY id DESC%s) ORDER BY id",
-			 cols, cols, limit > 0 ? " LIMIT ?2" : "");
+		         "SELECT * FROM (SELECT %s FROM events WHERE obj_id IN (SELECT id FROM"
+		         " objects WHERE path = ?1) UNION ALL SELECT %s FROM events WHERE obj_id"
+		         " IS NULL AND path = ?1 ORDER BY id DESC%s) ORDER BY id",
+		         cols, cols, limit > 0 ? " LIMIT ?2" : "");
 	else
 		snprintf(sql, sizeof sql,
-			 "SELECT * FROM (SELECT %s FROM events ORDER BY id DESC%s) ORDER BY id",
-			 cols, limit > 0 ? " LIMIT ?2" : "");
+		         "SELECT * FROM (SELECT %s FROM events ORDER BY id DESC%s) ORDER BY id",
+		         cols, limit > 0 ? " LIMIT ?2" : "");
 	struct rconn *r;
 	int rc = rget(c, &r), s;
 	if (rc)
@@ -2498,12 +2564,12 @@ int cat_events(struct cat *c, const char *path, int limit,
 	rc = 0;
 	while ((s = rstep(c, r, st, "reading events")) == 1) {
 		struct cat_event e = {
-			.id = sqlite3_column_int64(st, 0),
-			.time_ns = sqlite3_column_int64(st, 1),
-			.obj_id = sqlite3_column_int64(st, 2),
-			.path = ctext(st, 3),
-			.kind = ctext(st, 4),
-			.detail = ctext(st, 5),
+		    .id = sqlite3_column_int64(st, 0),
+		    .time_ns = sqlite3_column_int64(st, 1),
+		    .obj_id = sqlite3_column_int64(st, 2),
+		    .path = ctext(st, 3),
+		    .kind = ctext(st, 4),
+		    .detail = ctext(st, 5),
 		};
 		if (cb_stop(cb(&e, arg), &rc))
 			break;
@@ -2524,14 +2590,14 @@ int cat_status(struct cat *c, struct cat_status *out)
 		return rc;
 	/* One read transaction: the numbers belong to the same moment. */
 	static const char sql[] =
-		"SELECT k, n, bytes FROM totals;"
-		/* Ids grow in registration order: the oldest unfinished row is
-		 * the first of each state in the (state, rowid) index. */
-		"SELECT 7, min(t), 0 FROM (SELECT * FROM (SELECT ctime_ns AS t FROM objects"
-		" WHERE state = 0 AND state <> 2 AND current = 1 ORDER BY id LIMIT 1)"
-		" UNION ALL SELECT * FROM (SELECT ctime_ns FROM objects WHERE state = 1"
-		" AND state <> 2 AND current = 1 ORDER BY id LIMIT 1));"
-		"SELECT 8, count(*), 0 FROM collections;";
+	    "SELECT k, n, bytes FROM totals;"
+	    /* Ids grow in registration order: the oldest unfinished row is
+	     * the first of each state in the (state, rowid) index. */
+	    "SELECT 7, min(t), 0 FROM (SELECT * FROM (SELECT ctime_ns AS t FROM objects"
+	    " WHERE state = 0 AND state <> 2 AND current = 1 ORDER BY id LIMIT 1)"
+	    " UNION ALL SELECT * FROM (SELECT ctime_ns FROM objects WHERE state = 1"
+	    " AND state <> 2 AND current = 1 ORDER BY id LIMIT 1));"
+	    "SELECT 8, count(*), 0 FROM collections;";
 	rc = exec_sql(c, r->db, "BEGIN", "reading status");
 	const char *tail = sql;
 	while (rc == 0 && *tail) {
@@ -2610,11 +2676,12 @@ int cat_check(struct cat *c)
 	if (rc == 0) {
 		/* The invariant the schema cannot state: the current version
 		 * of a path is its highest version that is not deleted. */
-		rc = sqlite3_prepare_v2(r->db,
-			"SELECT count(*) FROM (SELECT path, max(version) AS v FROM objects"
-			" WHERE state <> 4 GROUP BY path) m WHERE NOT EXISTS (SELECT 1 FROM objects o"
-			" WHERE o.path = m.path AND o.version = m.v AND o.current = 1)",
-			-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    r->db,
+		    "SELECT count(*) FROM (SELECT path, max(version) AS v FROM objects"
+		    " WHERE state <> 4 GROUP BY path) m WHERE NOT EXISTS (SELECT 1 FROM objects o"
+		    " WHERE o.path = m.path AND o.version = m.v AND o.current = 1)",
+		    -1, &st, NULL);
 		if (rc != SQLITE_OK) {
 			rc = db_fail(c, r->db, rc, "checking current versions");
 		} else {
@@ -2623,7 +2690,8 @@ int cat_check(struct cat *c)
 			sqlite3_finalize(st);
 			if (rc >= 0 && bad) {
 				log_err("catalog %s: %lld paths whose current version is not their "
-					"newest live version", c->file, (long long)bad);
+				        "newest live version",
+				        c->file, (long long)bad);
 				rc = -EPROTO;
 			} else if (rc > 0) {
 				rc = 0;
@@ -2631,13 +2699,16 @@ int cat_check(struct cat *c)
 		}
 	}
 	if (rc == 0) {
-		rc = sqlite3_prepare_v2(r->db,
-			"SELECT count(*) FROM totals t WHERE t.n <> CASE"
-			" WHEN t.k < 5 THEN (SELECT count(*) FROM objects WHERE state = t.k AND current = 1)"
-			" WHEN t.k = 5 THEN (SELECT count(*) FROM objects WHERE state = 4)"
-			" ELSE (SELECT count(*) FROM objects) END"
-			" OR (t.k < 5 AND t.bytes <> (SELECT total(size) FROM objects"
-			" WHERE state = t.k AND current = 1))", -1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    r->db,
+		    "SELECT count(*) FROM totals t WHERE t.n <> CASE"
+		    " WHEN t.k < 5 THEN (SELECT count(*) FROM objects WHERE state = t.k AND "
+		    "current = 1)"
+		    " WHEN t.k = 5 THEN (SELECT count(*) FROM objects WHERE state = 4)"
+		    " ELSE (SELECT count(*) FROM objects) END"
+		    " OR (t.k < 5 AND t.bytes <> (SELECT total(size) FROM objects"
+		    " WHERE state = t.k AND current = 1))",
+		    -1, &st, NULL);
 		if (rc != SQLITE_OK) {
 			rc = db_fail(c, r->db, rc, "checking totals");
 		} else {
@@ -2645,7 +2716,8 @@ int cat_check(struct cat *c)
 			rc = st_int64(c, r->db, st, &bad, "checking totals");
 			sqlite3_finalize(st);
 			if (rc >= 0 && bad) {
-				log_err("catalog %s: status totals disagree with the objects", c->file);
+				log_err("catalog %s: status totals disagree with the objects",
+				        c->file);
 				rc = -EPROTO;
 			} else if (rc > 0) {
 				rc = 0;

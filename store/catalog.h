@@ -51,25 +51,25 @@ int cat_state_parse(const char *s); /* state or -EINVAL */
 
 struct cat_obj {
 	int64_t id;
-	char *path;            /* relative path */
-	int version;           /* 1, 2, ... per path */
+	char *path;  /* relative path */
+	int version; /* 1, 2, ... per path */
 	char *bucket;
 	char *key;
 	int64_t size;
-	uint32_t mode;         /* full st_mode incl. type bits */
+	uint32_t mode; /* full st_mode incl. type bits */
 	uint32_t uid, gid;
-	int64_t mtime_ns;      /* file mtime */
-	int64_t ctime_ns;      /* when the row was created */
-	int64_t ingest_ns;     /* when it became ingested; 0 before */
-	char sha256[65];       /* hex, "" if unknown */
-	char etag[80];         /* S3 ETag, no quotes, "" if unknown */
-	char *source;          /* "mount", "rescan", "scan:JOB" */
+	int64_t mtime_ns;  /* file mtime */
+	int64_t ctime_ns;  /* when the row was created */
+	int64_t ingest_ns; /* when it became ingested; 0 before */
+	char sha256[65];   /* hex, "" if unknown */
+	char etag[80];     /* S3 ETag, no quotes, "" if unknown */
+	char *source;      /* "mount", "rescan", "scan:JOB" */
 	enum cat_state state;
-	char *upload_id;       /* multipart upload in progress, or NULL */
+	char *upload_id; /* multipart upload in progress, or NULL */
 	int parts_done;
-	char *last_error;      /* NULL unless failed */
-	char *symlink;         /* target if this object is a symlink, else NULL */
-	int current;           /* 1 if this is the path's current version */
+	char *last_error; /* NULL unless failed */
+	char *symlink;    /* target if this object is a symlink, else NULL */
+	int current;      /* 1 if this is the path's current version */
 };
 void cat_obj_clear(struct cat_obj *o); /* frees the strings, zeroes */
 
@@ -86,8 +86,8 @@ void cat_coll_clear(struct cat_coll *c);
 struct cat;
 
 enum {
-	CAT_READONLY = 1,      /* lzfsctl: no writer thread, refuses writes (-EROFS) */
-	CAT_CREATE = 2,        /* create the file and schema if missing */
+	CAT_READONLY = 1, /* lzfsctl: no writer thread, refuses writes (-EROFS) */
+	CAT_CREATE = 2,   /* create the file and schema if missing */
 };
 
 /* Opens (and with CAT_CREATE creates/migrates) the catalog at `file`. A file
@@ -101,13 +101,13 @@ void cat_close(struct cat *cat);
  * transaction is the group-commit batching factor (one WAL fsync per
  * transaction). */
 struct cat_stats {
-	uint64_t requests;       /* write requests executed */
-	uint64_t failed;         /* of which returned an error */
-	uint64_t transactions;   /* committed write transactions */
-	uint64_t max_batch;      /* most requests taken at once */
-	uint64_t busy_ns;        /* writer time inside transactions (wall) */
-	uint64_t cpu_ns;         /* writer thread CPU time */
-	uint64_t checkpoints;    /* WAL checkpoints run by the checkpointer */
+	uint64_t requests;     /* write requests executed */
+	uint64_t failed;       /* of which returned an error */
+	uint64_t transactions; /* committed write transactions */
+	uint64_t max_batch;    /* most requests taken at once */
+	uint64_t busy_ns;      /* writer time inside transactions (wall) */
+	uint64_t cpu_ns;       /* writer thread CPU time */
+	uint64_t checkpoints;  /* WAL checkpoints run by the checkpointer */
 };
 void cat_stats(struct cat *cat, struct cat_stats *out);
 /* How long a write or read waits for a lock held by another process before
@@ -120,8 +120,8 @@ int cat_check(struct cat *cat);
 /* --- collections --- */
 /* Creates the collection and its missing parents (like mkdir -p); returns
  * the id of `path`. Existing collections are left as they are. */
-int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t uid,
-		    uint32_t gid, int64_t *id);
+int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+                    int64_t *id);
 int cat_coll_get(struct cat *cat, const char *path, struct cat_coll *out);
 /* Removes an empty collection (-ENOTEMPTY if it holds current objects or
  * collections). */
@@ -141,10 +141,9 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o);
 
 /* Transitions; each also appends an event. */
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id);
-int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *etag,
-		      int64_t size);
+int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *etag, int64_t size);
 int cat_obj_set_ingested(struct cat *cat, int64_t id, int64_t size, const char *sha256,
-			 const char *etag);
+                         const char *etag);
 int cat_obj_set_failed(struct cat *cat, int64_t id, const char *error);
 int cat_obj_set_pending(struct cat *cat, int64_t id, const char *reason);
 int cat_obj_set_deleted(struct cat *cat, int64_t id, const char *reason);
@@ -155,84 +154,82 @@ int cat_obj_rename(struct cat *cat, int64_t id, const char *new_path, const char
 
 /* Updates attributes without changing the state (chmod, chown, utimens). */
 int cat_obj_set_attr(struct cat *cat, int64_t id, uint32_t mode, uint32_t uid, uint32_t gid,
-		     int64_t mtime_ns);
+                     int64_t mtime_ns);
 
 /* The current version of path (-ENOENT if none). */
 int cat_obj_get(struct cat *cat, const char *path, struct cat_obj *out);
 int cat_obj_get_id(struct cat *cat, int64_t id, struct cat_obj *out);
 /* Versions of path, newest first. */
 int cat_obj_versions(struct cat *cat, const char *path,
-		     int (*cb)(const struct cat_obj *o, void *arg), void *arg);
+                     int (*cb)(const struct cat_obj *o, void *arg), void *arg);
 
 /* Parts recorded for an upload (resume after a crash). */
 int cat_obj_parts(struct cat *cat, int64_t id,
-		  int (*cb)(int part_number, const char *etag, int64_t size, void *arg),
-		  void *arg);
+                  int (*cb)(int part_number, const char *etag, int64_t size, void *arg), void *arg);
 
 /* --- listing and search --- */
 /* Direct children of a collection: sub-collections (o == NULL, c set) and
  * current objects (c == NULL, o set), sorted by name. cb returns non-zero
  * to stop. */
 int cat_list(struct cat *cat, const char *path,
-	     int (*cb)(const struct cat_coll *c, const struct cat_obj *o, void *arg),
-	     void *arg);
+             int (*cb)(const struct cat_coll *c, const struct cat_obj *o, void *arg), void *arg);
 
 struct cat_query {
-	const char *under;       /* collection path prefix, NULL = all */
-	const char *name_glob;   /* matched against the last path component */
-	int state;               /* -1 = any */
-	int64_t min_size, max_size;        /* -1 = unbounded */
+	const char *under;                       /* collection path prefix, NULL = all */
+	const char *name_glob;                   /* matched against the last path component */
+	int state;                               /* -1 = any */
+	int64_t min_size, max_size;              /* -1 = unbounded */
 	int64_t mtime_after_ns, mtime_before_ns; /* 0 = unbounded */
-	const char *meta_key;    /* with meta_value: objects having that AVU */
-	const char *meta_value;  /* NULL = any value */
-	int all_versions;        /* 0: current versions only */
-	int limit;               /* 0 = no limit */
+	const char *meta_key;                    /* with meta_value: objects having that AVU */
+	const char *meta_value;                  /* NULL = any value */
+	int all_versions;                        /* 0: current versions only */
+	int limit;                               /* 0 = no limit */
 };
 void cat_query_init(struct cat_query *q);
 int cat_find(struct cat *cat, const struct cat_query *q,
-	     int (*cb)(const struct cat_obj *o, void *arg), void *arg);
+             int (*cb)(const struct cat_obj *o, void *arg), void *arg);
 
 /* --- user metadata (AVUs) on an object's current version or a collection --- */
 struct cat_avu {
 	const char *name;
 	const char *value;
-	const char *unit;        /* may be NULL */
+	const char *unit; /* may be NULL */
 };
 /* Sets (replaces) name on path; path may name an object or a collection. */
 int cat_meta_set(struct cat *cat, const char *path, const char *name, const char *value,
-		 const char *unit);
+                 const char *unit);
 int cat_meta_rm(struct cat *cat, const char *path, const char *name);
-int cat_meta_list(struct cat *cat, const char *path,
-		  int (*cb)(const struct cat_avu *a, void *arg), void *arg);
+int cat_meta_list(struct cat *cat, const char *path, int (*cb)(const struct cat_avu *a, void *arg),
+                  void *arg);
 
 /* --- events (append-only audit log) --- */
 struct cat_event {
 	int64_t id;
 	int64_t time_ns;
-	int64_t obj_id;          /* 0 for events not tied to an object */
+	int64_t obj_id; /* 0 for events not tied to an object */
 	const char *path;
-	const char *kind;        /* "add", "uploading", "ingested", "failed", "rename", ... */
+	const char *kind; /* "add", "uploading", "ingested", "failed", "rename", ... */
 	const char *detail;
 };
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
-		  const char *detail);
+                  const char *detail);
 /* Events for path (NULL = all), oldest first, at most limit (0 = all): the
  * newest `limit` ones. An object's events follow its id across renames.
  * e->path: for add and rename, the path then; for other events of an
  * object, its current path; for events not tied to an object, theirs. */
 int cat_events(struct cat *cat, const char *path, int limit,
-	       int (*cb)(const struct cat_event *e, void *arg), void *arg);
+               int (*cb)(const struct cat_event *e, void *arg), void *arg);
 
 /* --- status --- */
 struct cat_status {
-	int64_t count[5];        /* per state, current versions; deleted rows
-	                          * are never current: count[CAT_DELETED]
-	                          * counts all deleted rows */
+	int64_t count[5]; /* per state, current versions; deleted rows
+	                   * are never current: count[CAT_DELETED]
+	                   * counts all deleted rows */
 	int64_t bytes_ingested;
 	int64_t oldest_pending_ns; /* ctime of the first registered current row
 	                            * still pending or uploading, 0 if none */
 	int64_t collections;
-	int64_t versions;        /* all object rows */
+	int64_t versions; /* all object rows */
 };
 int cat_status(struct cat *cat, struct cat_status *out);
 

@@ -27,13 +27,13 @@
 
 static int64_t rows = 1000000;
 static int threads = 64;
-static int full;              /* -m full */
-static int one;               /* -m ingested: added as ingested, one request */
+static int full; /* -m full */
+static int one;  /* -m ingested: added as ingested, one request */
 static int lookups = 100000;
-static int spread;            /* -s: each thread its own directory */
-static int64_t next_row;      /* shared counter otherwise */
+static int spread;       /* -s: each thread its own directory */
+static int64_t next_row; /* shared counter otherwise */
 
-#define SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ETAG "d41d8cd98f00b204e9800998ecf8427e"
 
 struct worker {
@@ -54,7 +54,7 @@ static double now_s(void)
 static void path_of(int64_t i, char *buf, size_t size)
 {
 	snprintf(buf, size, "run%03lld/sample%03lld/file%07lld.dat", (long long)(i / 100000),
-		 (long long)(i / 1000 % 100), (long long)i);
+	         (long long)(i / 1000 % 100), (long long)i);
 }
 
 static void *work(void *arg)
@@ -62,12 +62,19 @@ static void *work(void *arg)
 	struct worker *w = arg;
 	char path[128], key[160];
 	for (int64_t n = 0; n < w->count; n++) {
-		int64_t i = spread ? w->first + n : __atomic_fetch_add(&next_row, 1, __ATOMIC_RELAXED);
+		int64_t i =
+		    spread ? w->first + n : __atomic_fetch_add(&next_row, 1, __ATOMIC_RELAXED);
 		path_of(i, path, sizeof path);
 		snprintf(key, sizeof key, "landing/%s", path);
-		struct cat_obj o = {.path = path, .bucket = "bench", .key = key, .size = i & 0xffff,
-				    .mode = 0100644, .uid = 1000, .gid = 1000,
-				    .mtime_ns = 1700000000000000000LL + i, .source = "mount"};
+		struct cat_obj o = {.path = path,
+		                    .bucket = "bench",
+		                    .key = key,
+		                    .size = i & 0xffff,
+		                    .mode = 0100644,
+		                    .uid = 1000,
+		                    .gid = 1000,
+		                    .mtime_ns = 1700000000000000000LL + i,
+		                    .source = "mount"};
 		if (one) {
 			o.state = CAT_INGESTED;
 			strcpy(o.sha256, SHA);
@@ -128,8 +135,10 @@ int main(int argc, char **argv)
 			spread = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: bench-catalog [-n ROWS] [-t THREADS] [-m add|full|ingested] "
-					"[-l LOOKUPS] [-d DIR] [-k] [-s]\n");
+			fprintf(
+			    stderr,
+			    "usage: bench-catalog [-n ROWS] [-t THREADS] [-m add|full|ingested] "
+			    "[-l LOOKUPS] [-d DIR] [-k] [-s]\n");
 			return 2;
 		}
 	}
@@ -158,8 +167,10 @@ int main(int argc, char **argv)
 	int64_t per = rows / threads;
 	double t0 = now_s(), c0 = cpu_s();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct worker){.cat = cat, .t = i, .first = i * per,
-				       .count = i == threads - 1 ? rows - i * per : per};
+		w[i] = (struct worker){.cat = cat,
+		                       .t = i,
+		                       .first = i * per,
+		                       .count = i == threads - 1 ? rows - i * per : per};
 		pthread_create(&tid[i], NULL, work, &w[i]);
 	}
 	int errors = 0;
@@ -170,17 +181,21 @@ int main(int argc, char **argv)
 	double secs = now_s() - t0;
 	struct cat_stats st;
 	cat_stats(cat, &st);
-	printf("names %s\nmode %s\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
-	       "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
-	       "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
-	       "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n",
-	       spread ? "per-thread" : "sequential", full ? "full" : one ? "ingested" : "add",
-	       (long long)rows, threads, errors, secs, rows / secs,
-	       st.requests / secs, (unsigned long long)st.transactions,
-	       (double)st.requests / (st.transactions ? st.transactions : 1),
-	       (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
-	       st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
-	       (unsigned long long)st.checkpoints);
+	printf(
+	    "names %s\nmode %s\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
+	    "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
+	    "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
+	    "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n",
+	    spread ? "per-thread" : "sequential",
+	    full  ? "full"
+	    : one ? "ingested"
+	          : "add",
+	    (long long)rows, threads, errors, secs, rows / secs, st.requests / secs,
+	    (unsigned long long)st.transactions,
+	    (double)st.requests / (st.transactions ? st.transactions : 1),
+	    (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
+	    st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
+	    (unsigned long long)st.checkpoints);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */

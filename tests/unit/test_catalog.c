@@ -164,17 +164,18 @@ static void test_transitions(void **state)
 {
 	struct fx *f = *state;
 	static const int legal[5][5] = {
-		[CAT_PENDING] = {[CAT_UPLOADING] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
-		[CAT_UPLOADING] = {[CAT_PENDING] = 1, [CAT_INGESTED] = 1, [CAT_FAILED] = 1,
-				   [CAT_DELETED] = 1},
-		[CAT_INGESTED] = {[CAT_DELETED] = 1},
-		[CAT_FAILED] = {[CAT_PENDING] = 1, [CAT_DELETED] = 1},
+	    [CAT_PENDING] = {[CAT_UPLOADING] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
+	    [CAT_UPLOADING] =
+	        {[CAT_PENDING] = 1, [CAT_INGESTED] = 1, [CAT_FAILED] = 1, [CAT_DELETED] = 1},
+	    [CAT_INGESTED] = {[CAT_DELETED] = 1},
+	    [CAT_FAILED] = {[CAT_PENDING] = 1, [CAT_DELETED] = 1},
 	};
 	int nlegal = 0, nillegal = 0;
 	for (int from = 0; from < 5; from++) {
 		for (int to = 0; to < 5; to++) {
 			char path[64];
-			snprintf(path, sizeof path, "t/%s-%s", cat_state_name(from), cat_state_name(to));
+			snprintf(path, sizeof path, "t/%s-%s", cat_state_name(from),
+			         cat_state_name(to));
 			int64_t id = obj_in_state(f->cat, path, from);
 			int before = n_events(f->cat, path);
 			int rc = to_state(f->cat, id, to);
@@ -187,7 +188,7 @@ static void test_transitions(void **state)
 			} else {
 				if (rc != -EINVAL)
 					fail_msg("%s -> %s gave %d", cat_state_name(from),
-						 cat_state_name(to), rc);
+					         cat_state_name(to), rc);
 				assert_int_equal(get_state(f->cat, id), from);
 				assert_int_equal(after, before);
 				nillegal++;
@@ -258,8 +259,13 @@ static void test_add_ingested(void **state)
 {
 	struct fx *f = *state;
 	const char *sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-	struct cat_obj o = {.path = "small/f", .bucket = "b", .key = "k/small/f", .size = 42,
-			    .mode = S_IFREG | 0644, .source = "mount", .state = CAT_INGESTED};
+	struct cat_obj o = {.path = "small/f",
+	                    .bucket = "b",
+	                    .key = "k/small/f",
+	                    .size = 42,
+	                    .mode = S_IFREG | 0644,
+	                    .source = "mount",
+	                    .state = CAT_INGESTED};
 	strcpy(o.sha256, sha);
 	strcpy(o.etag, "abc-1");
 	struct cat_stats s0, s1;
@@ -440,8 +446,8 @@ static void *race_add(void *arg)
 {
 	struct race *r = arg;
 	for (int i = 0; i < r->n; i++) {
-		struct cat_obj o = {.path = "same/path", .bucket = "b", .key = "k",
-				    .mode = S_IFREG | 0644};
+		struct cat_obj o = {
+		    .path = "same/path", .bucket = "b", .key = "k", .mode = S_IFREG | 0644};
 		if (cat_obj_add(r->cat, &o) != 0)
 			__atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
 	}
@@ -463,9 +469,12 @@ static void test_exactly_one_current(void **state)
 	assert_int_equal(sqlite3_open(f->file, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT version),"
-					    " sum(current), max(version) FROM objects"
-					    " WHERE path = 'same/path'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT count(*), count(DISTINCT version),"
+	                                    " sum(current), max(version) FROM objects"
+	                                    " WHERE path = 'same/path'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 200);
 	assert_int_equal(sqlite3_column_int(st, 1), 200);
@@ -473,12 +482,16 @@ static void test_exactly_one_current(void **state)
 	assert_int_equal(sqlite3_column_int(st, 3), 200);
 	sqlite3_finalize(st);
 	/* The schema itself refuses a second current version. */
-	int rc = sqlite3_exec(db, "UPDATE objects SET current = 1 WHERE path = 'same/path'"
-			      " AND version = 1", NULL, NULL, NULL);
+	int rc = sqlite3_exec(db,
+	                      "UPDATE objects SET current = 1 WHERE path = 'same/path'"
+	                      " AND version = 1",
+	                      NULL, NULL, NULL);
 	assert_int_equal(rc & 0xff, SQLITE_CONSTRAINT);
-	rc = sqlite3_exec(db, "INSERT INTO objects(path, version, bucket, key, mode, uid, gid,"
-			  " mtime_ns, ctime_ns, state, current) VALUES('same/path', 999, 'b', 'k',"
-			  " 0, 0, 0, 0, 0, 0, 1)", NULL, NULL, NULL);
+	rc = sqlite3_exec(db,
+	                  "INSERT INTO objects(path, version, bucket, key, mode, uid, gid,"
+	                  " mtime_ns, ctime_ns, state, current) VALUES('same/path', 999, 'b', 'k',"
+	                  " 0, 0, 0, 0, 0, 0, 1)",
+	                  NULL, NULL, NULL);
 	assert_int_equal(rc & 0xff, SQLITE_CONSTRAINT);
 	/* Events are append-only. */
 	rc = sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL);
@@ -628,21 +641,21 @@ static void test_meta(void **state)
 
 /* Names with every awkward byte a POSIX name may hold. */
 static const char *const odd[] = {
-	"odd/new\nline.dat",
-	"odd/tab\tname.dat",
-	"odd/back\\slash.dat",
-	"odd/star*.dat",
-	"odd/[br].dat",
-	"odd/per%cent_.dat",
-	"odd/quote\"'.dat",
-	"odd/\xff\xfe invalid utf8.dat",
-	"odd/\xc3\xa9t\xc3\xa9.dat",
-	"odd/sub/deep.dat",
-	"odd/ space .txt",
-	"odd.x/sib.dat",
-	"odd0/sib.dat",
-	"oddity/sib.dat",
-	"odd/-dash.txt",
+    "odd/new\nline.dat",
+    "odd/tab\tname.dat",
+    "odd/back\\slash.dat",
+    "odd/star*.dat",
+    "odd/[br].dat",
+    "odd/per%cent_.dat",
+    "odd/quote\"'.dat",
+    "odd/\xff\xfe invalid utf8.dat",
+    "odd/\xc3\xa9t\xc3\xa9.dat",
+    "odd/sub/deep.dat",
+    "odd/ space .txt",
+    "odd.x/sib.dat",
+    "odd0/sib.dat",
+    "oddity/sib.dat",
+    "odd/-dash.txt",
 };
 #define NODD (int)(sizeof odd / sizeof odd[0])
 
@@ -863,7 +876,8 @@ static void test_invalid_paths(void **state)
 		struct cat_obj o = {.path = (char *)bad[i], .bucket = "b", .key = "k"};
 		assert_int_equal(cat_obj_add(f->cat, &o), -EINVAL);
 		if (*bad[i])
-			assert_int_equal(cat_coll_ensure(f->cat, bad[i], 0755, 0, 0, NULL), -EINVAL);
+			assert_int_equal(cat_coll_ensure(f->cat, bad[i], 0755, 0, 0, NULL),
+			                 -EINVAL);
 	}
 	struct cat_obj o = {.path = "ok", .bucket = "b", .key = ""};
 	assert_int_equal(cat_obj_add(f->cat, &o), -EINVAL); /* empty key */
@@ -887,8 +901,8 @@ static void test_events(void **state)
 	assert_int_equal(cat_obj_set_uploading(f->cat, id, "u3"), 0);
 	assert_int_equal(cat_obj_set_ingested(f->cat, id, 1, "", ""), 0);
 	assert_int_equal(cat_obj_set_deleted(f->cat, id, "rm"), 0);
-	const char *want[] = {"add", "uploading", "failed", "retry", "uploading", "restart",
-			      "uploading", "ingested", "deleted"};
+	const char *want[] = {"add",     "uploading", "failed",   "retry",  "uploading",
+	                      "restart", "uploading", "ingested", "deleted"};
 	struct evlist ev = {0};
 	assert_int_equal(cat_events(f->cat, "ev/f", 0, ev_cb, &ev), 0);
 	assert_int_equal(ev.n, 9);
@@ -977,7 +991,7 @@ static void test_foreign_and_garbage(void **state)
 	/* A foreign SQLite database, in WAL mode like ours. */
 	snprintf(p, sizeof p, "%s/foreign.db", f->dir);
 	raw_sql(p, "PRAGMA journal_mode = WAL; CREATE TABLE objects(x); INSERT INTO objects"
-		   " VALUES(1); PRAGMA journal_mode = DELETE;");
+	           " VALUES(1); PRAGMA journal_mode = DELETE;");
 	uint64_t before = file_sum(p);
 	assert_int_equal(cat_open(p, CAT_CREATE, &c), -ENOTSUP);
 	assert_int_equal(cat_open(p, 0, &c), -ENOTSUP);
@@ -994,8 +1008,11 @@ static void test_foreign_and_garbage(void **state)
 		snprintf(p, sizeof p, "%s/livewal.db", f->dir);
 		sqlite3 *db;
 		assert_int_equal(sqlite3_open(src, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL; CREATE TABLE t(x);"
-					      " INSERT INTO t VALUES(1)", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "PRAGMA journal_mode = WAL; CREATE TABLE t(x);"
+		                              " INSERT INTO t VALUES(1)",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
 		snprintf(wsrc, sizeof wsrc, "%s-wal", src);
 		snprintf(w, sizeof w, "%s-wal", p);
 		snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s'", src, p, wsrc, w);
@@ -1081,47 +1098,47 @@ static void test_newer_and_corrupt(void **state)
 
 /* Version 1 as it was: no parts table, no objects.symlink. */
 static const char v1_schema[] =
-	"PRAGMA journal_mode = WAL;"
-	"BEGIN;"
-	"CREATE TABLE lzfs_catalog(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-	"INSERT INTO lzfs_catalog VALUES('format', 'lzfs catalog'), ('created_ns', '1');"
-	"CREATE TABLE collections(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
-	" parent_id INTEGER REFERENCES collections(id), mode INTEGER NOT NULL,"
-	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-	" ctime_ns INTEGER NOT NULL);"
-	"CREATE INDEX collections_parent ON collections(parent_id);"
-	"INSERT INTO collections VALUES(1, '', NULL, 16877, 0, 0, 1, 1);"
-	"INSERT INTO collections VALUES(2, 'old', 1, 16877, 0, 0, 1, 1);"
-	"CREATE TABLE objects(id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
-	" version INTEGER NOT NULL CHECK(version >= 1),"
-	" coll_id INTEGER REFERENCES collections(id) ON DELETE SET NULL,"
-	" bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
-	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
-	" mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
-	" ingest_ns INTEGER NOT NULL DEFAULT 0, sha256 TEXT NOT NULL DEFAULT '',"
-	" etag TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '',"
-	" state INTEGER NOT NULL CHECK(state BETWEEN 0 AND 4), upload_id TEXT,"
-	" parts_done INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-	" current INTEGER NOT NULL DEFAULT 0, UNIQUE(path, version));"
-	"CREATE UNIQUE INDEX objects_current ON objects(path) WHERE current = 1;"
-	"CREATE INDEX objects_coll ON objects(coll_id, current);"
-	"CREATE INDEX objects_state ON objects(state, current, size);"
-	"CREATE INDEX objects_key ON objects(key);"
-	"INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid, gid, mtime_ns,"
-	" ctime_ns, ingest_ns, state, current) VALUES('old/f', 1, 2, 'b', 'k/old/f', 11, 33188,"
-	" 0, 0, 5, 5, 6, 2, 1), ('old/g', 1, 2, 'b', 'k/old/g', 12, 33188, 0, 0, 5, 5, 0, 0, 1);"
-	"CREATE TABLE meta(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, target INTEGER NOT NULL,"
-	" name TEXT NOT NULL, value TEXT NOT NULL, unit TEXT, UNIQUE(kind, target, name));"
-	"CREATE INDEX meta_name ON meta(name, value);"
-	"INSERT INTO meta(kind, target, name, value) VALUES(0, 1, 'origin', 'v1');"
-	"CREATE TABLE events(id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, obj_id INTEGER,"
-	" path TEXT, kind TEXT NOT NULL, detail TEXT);"
-	"CREATE INDEX events_obj ON events(obj_id) WHERE obj_id IS NOT NULL;"
-	"CREATE INDEX events_path ON events(path) WHERE obj_id IS NULL;"
-	"INSERT INTO events(time_ns, obj_id, path, kind) VALUES(5, 1, 'old/f', 'add');"
-	"PRAGMA application_id = 1280984659;"
-	"PRAGMA user_version = 1;"
-	"COMMIT;";
+    "PRAGMA journal_mode = WAL;"
+    "BEGIN;"
+    "CREATE TABLE lzfs_catalog(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO lzfs_catalog VALUES('format', 'lzfs catalog'), ('created_ns', '1');"
+    "CREATE TABLE collections(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
+    " parent_id INTEGER REFERENCES collections(id), mode INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, gid INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " ctime_ns INTEGER NOT NULL);"
+    "CREATE INDEX collections_parent ON collections(parent_id);"
+    "INSERT INTO collections VALUES(1, '', NULL, 16877, 0, 0, 1, 1);"
+    "INSERT INTO collections VALUES(2, 'old', 1, 16877, 0, 0, 1, 1);"
+    "CREATE TABLE objects(id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
+    " version INTEGER NOT NULL CHECK(version >= 1),"
+    " coll_id INTEGER REFERENCES collections(id) ON DELETE SET NULL,"
+    " bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
+    " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+    " ingest_ns INTEGER NOT NULL DEFAULT 0, sha256 TEXT NOT NULL DEFAULT '',"
+    " etag TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '',"
+    " state INTEGER NOT NULL CHECK(state BETWEEN 0 AND 4), upload_id TEXT,"
+    " parts_done INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    " current INTEGER NOT NULL DEFAULT 0, UNIQUE(path, version));"
+    "CREATE UNIQUE INDEX objects_current ON objects(path) WHERE current = 1;"
+    "CREATE INDEX objects_coll ON objects(coll_id, current);"
+    "CREATE INDEX objects_state ON objects(state, current, size);"
+    "CREATE INDEX objects_key ON objects(key);"
+    "INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid, gid, mtime_ns,"
+    " ctime_ns, ingest_ns, state, current) VALUES('old/f', 1, 2, 'b', 'k/old/f', 11, 33188,"
+    " 0, 0, 5, 5, 6, 2, 1), ('old/g', 1, 2, 'b', 'k/old/g', 12, 33188, 0, 0, 5, 5, 0, 0, 1);"
+    "CREATE TABLE meta(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, target INTEGER NOT NULL,"
+    " name TEXT NOT NULL, value TEXT NOT NULL, unit TEXT, UNIQUE(kind, target, name));"
+    "CREATE INDEX meta_name ON meta(name, value);"
+    "INSERT INTO meta(kind, target, name, value) VALUES(0, 1, 'origin', 'v1');"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, obj_id INTEGER,"
+    " path TEXT, kind TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX events_obj ON events(obj_id) WHERE obj_id IS NOT NULL;"
+    "CREATE INDEX events_path ON events(path) WHERE obj_id IS NULL;"
+    "INSERT INTO events(time_ns, obj_id, path, kind) VALUES(5, 1, 'old/f', 'add');"
+    "PRAGMA application_id = 1280984659;"
+    "PRAGMA user_version = 1;"
+    "COMMIT;";
 
 static void test_migration_v1(void **state)
 {
@@ -1170,7 +1187,10 @@ static void test_migration_v1(void **state)
 	cat_close(c);
 }
 
-static int noop_obj(const struct cat_obj *o, void *arg) { return 0; }
+static int noop_obj(const struct cat_obj *o, void *arg)
+{
+	return 0;
+}
 
 static void test_readonly(void **state)
 {
@@ -1245,7 +1265,7 @@ static void test_savepoint_isolation(void **state)
 {
 	struct fx *f = *state;
 	raw_sql(f->file, "CREATE TRIGGER boom BEFORE INSERT ON objects WHEN NEW.path GLOB"
-			 " '*boom*' BEGIN SELECT RAISE(ABORT, 'boom'); END;");
+	                 " '*boom*' BEGIN SELECT RAISE(ABORT, 'boom'); END;");
 	struct cat_stats s0, s1;
 	cat_stats(f->cat, &s0);
 	pthread_t t[8];
@@ -1267,11 +1287,13 @@ static void test_savepoint_isolation(void **state)
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->file, &db), SQLITE_OK);
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM collections WHERE"
-					    " path GLOB '*boom*'), (SELECT count(*) FROM events"
-					    " WHERE path GLOB '*boom*'), (SELECT count(*) FROM"
-					    " collections WHERE path GLOB 'bt*/fine*')",
-					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT (SELECT count(*) FROM collections WHERE"
+	                                    " path GLOB '*boom*'), (SELECT count(*) FROM events"
+	                                    " WHERE path GLOB '*boom*'), (SELECT count(*) FROM"
+	                                    " collections WHERE path GLOB 'bt*/fine*')",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	assert_int_equal(sqlite3_column_int(st, 1), 0);
@@ -1279,9 +1301,9 @@ static void test_savepoint_isolation(void **state)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	print_message("# %llu requests in %llu transactions (max batch %llu)\n",
-		      (unsigned long long)(s1.requests - s0.requests),
-		      (unsigned long long)(s1.transactions - s0.transactions),
-		      (unsigned long long)s1.max_batch);
+	              (unsigned long long)(s1.requests - s0.requests),
+	              (unsigned long long)(s1.transactions - s0.transactions),
+	              (unsigned long long)s1.max_batch);
 	raw_sql(f->file, "DROP TRIGGER boom");
 	assert_int_equal(cat_check(f->cat), 0);
 }
@@ -1301,8 +1323,8 @@ static void *adder_main(void *arg)
 		char path[96], key[128];
 		snprintf(path, sizeof path, "%s/t%d/f%05d", a->prefix, a->t, i);
 		snprintf(key, sizeof key, "k/%s", path);
-		struct cat_obj o = {.path = path, .bucket = "b", .key = key, .size = i,
-				    .mode = S_IFREG | 0644};
+		struct cat_obj o = {
+		    .path = path, .bucket = "b", .key = key, .size = i, .mode = S_IFREG | 0644};
 		if (cat_obj_add(a->cat, &o) != 0)
 			a->errors++;
 	}
@@ -1333,9 +1355,10 @@ static void test_group_commit(void **state)
 	assert_int_equal(run_adders(f->cat, "gc", 16, 300), 0);
 	cat_stats(f->cat, &s1);
 	uint64_t req = s1.requests - s0.requests, tx = s1.transactions - s0.transactions;
-	print_message("# group commit: %llu requests, %llu transactions (%.1f per commit, max %llu)\n",
-		      (unsigned long long)req, (unsigned long long)tx, (double)req / tx,
-		      (unsigned long long)s1.max_batch);
+	print_message(
+	    "# group commit: %llu requests, %llu transactions (%.1f per commit, max %llu)\n",
+	    (unsigned long long)req, (unsigned long long)tx, (double)req / tx,
+	    (unsigned long long)s1.max_batch);
 	assert_int_equal(req, 4800);
 	/* 16 writers sharing commits: far fewer fsyncs than requests. */
 	assert_true(tx * 2 <= req);
@@ -1380,7 +1403,7 @@ static void test_wal_bounded(void **state)
 	struct cat_stats st;
 	cat_stats(f->cat, &st);
 	print_message("# 20000 scattered rows: largest WAL %lld KiB, %llu background checkpoints\n",
-		      (long long)w.max / 1024, (unsigned long long)st.checkpoints);
+	              (long long)w.max / 1024, (unsigned long long)st.checkpoints);
 	assert_true(st.checkpoints > 0);
 	assert_true(w.max < 64 << 20);
 }
@@ -1438,7 +1461,7 @@ static void test_concurrent_reader(void **state)
 		cat_close(ro);
 		char buf[128];
 		int len = snprintf(buf, sizeof buf, "%ld %ld %ld %lld", reads, errors, backwards,
-				   (long long)last);
+		                   (long long)last);
 		if (write(res[1], buf, len) != len)
 			_exit(3);
 		_exit(0);
@@ -1525,7 +1548,7 @@ static void test_kill9(void **state)
 		int want = 300 + rand() % 3000;
 		int delay_us = rand() % 3000;
 		print_message("# kill -9 round %d: seed %u, kill after %d reports + %d us\n", round,
-			      rs, want, delay_us);
+		              rs, want, delay_us);
 		int p[2];
 		assert_int_equal(pipe(p), 0);
 		pid_t pid = fork();
@@ -1576,27 +1599,30 @@ static void test_kill9(void **state)
 			struct cat_obj o;
 			if (cat_obj_get_id(cat, recs[i].id, &o) != 0)
 				fail_msg("object %lld reported committed is missing",
-					 (long long)recs[i].id);
+				         (long long)recs[i].id);
 			/* At least the reported state: a later commit may
 			 * have landed before its report was written. */
 			if ((int)o.state < recs[i].state)
 				fail_msg("object %lld: state %d < reported %d", (long long)o.id,
-					 o.state, recs[i].state);
+				         o.state, recs[i].state);
 			cat_obj_clear(&o);
 		}
 		cat_close(cat);
 		sqlite3 *db;
 		assert_int_equal(sqlite3_open(f->file, &db), SQLITE_OK);
 		sqlite3_stmt *st;
-		assert_int_equal(sqlite3_prepare_v2(db, "SELECT o.id, o.state, (SELECT count(*) FROM"
-						    " events e WHERE e.obj_id = o.id) FROM objects o",
-						    -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(
+		    sqlite3_prepare_v2(db,
+		                       "SELECT o.id, o.state, (SELECT count(*) FROM"
+		                       " events e WHERE e.obj_id = o.id) FROM objects o",
+		                       -1, &st, NULL),
+		    SQLITE_OK);
 		long rows = 0;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			int s = sqlite3_column_int(st, 1), ev = sqlite3_column_int(st, 2);
 			if (ev != events_for(s))
 				fail_msg("object %lld: state %d with %d events",
-					 (long long)sqlite3_column_int64(st, 0), s, ev);
+				         (long long)sqlite3_column_int64(st, 0), s, ev);
 			rows++;
 		}
 		sqlite3_finalize(st);
@@ -1613,30 +1639,30 @@ int main(void)
 	if (!getenv("LZFS_TEST_VERBOSE"))
 		log_set_level(LZ_ERR - 1);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_transition_fields, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_ingested, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_promotes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_exactly_one_current, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find_odd_paths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_and_collections, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_paths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_and_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_and_corrupt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migration_v1, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transition_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_ingested, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_promotes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exactly_one_current, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_odd_paths, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_and_collections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_paths, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_and_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_and_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
