@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mpulog.h"
 #include "reader.h"
+#include "versions.h"
 
 #define NODE_BUCKETS 256
 
@@ -475,6 +476,18 @@ static void hook_file_part_done(void *arg, int part_number, const char *etag, ui
 
 static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts);
 
+/* Work becomes due delay_ms from now; the background thread is woken. */
+static void queue_add(struct land *l, struct work *w, int delay_ms)
+{
+	now_plus(&w->due, delay_ms);
+	pthread_mutex_lock(&l->qmu);
+	w->next = l->queue;
+	l->queue = w;
+	l->qlen++;
+	pthread_cond_signal(&l->qcv);
+	pthread_mutex_unlock(&l->qmu);
+}
+
 enum special { SP_ORPHANS, SP_EVICT, SP_SWEEP };
 
 static void queue_special(struct land *l, enum special what, int delay_ms)
@@ -485,13 +498,7 @@ static void queue_special(struct land *l, enum special what, int delay_ms)
 	w->orphans = what == SP_ORPHANS;
 	w->evict = what == SP_EVICT;
 	w->sweep = what == SP_SWEEP;
-	now_plus(&w->due, delay_ms);
-	pthread_mutex_lock(&l->qmu);
-	w->next = l->queue;
-	l->queue = w;
-	l->qlen++;
-	pthread_cond_signal(&l->qcv);
-	pthread_mutex_unlock(&l->qmu);
+	queue_add(l, w, delay_ms);
 }
 
 /* How often retention looks: a quarter of evict-after (1 s .. 60 s), or
@@ -590,13 +597,7 @@ static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay
 	w->n = n;
 	w->obj_id = obj_id;
 	w->attempts = attempts;
-	now_plus(&w->due, delay_ms);
-	pthread_mutex_lock(&l->qmu);
-	w->next = l->queue;
-	l->queue = w;
-	l->qlen++;
-	pthread_cond_signal(&l->qcv);
-	pthread_mutex_unlock(&l->qmu);
+	queue_add(l, w, delay_ms);
 }
 
 static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
@@ -916,52 +917,16 @@ void land_get_stats(struct land *l, struct land_stats *out)
 
 /* ---------- versions ---------- */
 
-struct prev_ctx {
-	int64_t skip_id;
-	const char *key;
-	int64_t id;
-	int version;
-};
-
-static int find_prev(const struct cat_obj *o, void *arg)
-{
-	struct prev_ctx *c = arg;
-	if (o->id == c->skip_id || o->state != CAT_INGESTED || o->symlink || strcmp(o->key, c->key))
-		return 0;
-	c->id = o->id;
-	c->version = o->version;
-	return 1;
-}
-
-/* Before new content replaces `key` in S3 (overwrite=version): the newest
- * ingested version of path still stored at that key (other than the one
- * being written, my_id) is copied server-side to a versions key and its
- * row points there. If the copy fails the overwrite must not happen: the
- * caller keeps the new content in the spool and retries. */
+/* Before new content replaces `key` in S3 (overwrite=version); see
+ * versions.h. my_id is the row being written. */
 static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id)
 {
 	if (l->cfg.overwrite != LAND_OVERWRITE_VERSION)
 		return 0;
-	struct prev_ctx c = {.skip_id = my_id, .key = key};
-	cat_obj_versions(l->cat, path, find_prev, &c);
-	if (!c.id)
-		return 0;
-	char *vkey = NULL;
-	if (asprintf(&vkey, "%s%s%s/%s.v%d", l->prefix, l->prefix[0] ? "/" : "", LAND_VERSIONS, path,
-		     c.version) < 0)
-		return -ENOMEM;
-	char etag[S3_ETAG_MAX];
-	int rc = s3_copy_object(l->s3, key, vkey, etag, NULL);
-	if (rc == 0)
-		rc = cat_obj_rename(l->cat, c.id, path, vkey);
-	if (rc == 0) {
+	int kept;
+	int rc = ver_keep_previous(l->cat, l->s3, l->bucket, l->prefix, path, path, key, my_id, &kept);
+	if (kept)
 		stat_add(l, &l->stats.versions_kept, 1);
-		log_info("%s: version %d kept as s3://%s/%s", path, c.version, l->bucket, vkey);
-	} else {
-		log_err("%s: cannot keep version %d before overwriting it (%s); the new content waits "
-			"in the spool", path, c.version, strerror(-rc));
-	}
-	free(vkey);
 	return rc;
 }
 
