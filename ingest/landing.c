@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mpulog.h"
 #include "reader.h"
+#include "versions.h"
 
 #define NODE_BUCKETS 256
 
@@ -63,6 +64,7 @@ struct work {
 	struct node *n;           /* commit this node (durability=async), or */
 	int64_t obj_id;           /* upload this pending row from the spool, or */
 	int orphans;              /* abort leftover multipart uploads, or */
+	int sweep;                /* abort every upload under the prefix older than the start, or */
 	int evict;                /* run the retention policy */
 	struct timespec due;
 	int attempts;
@@ -77,6 +79,7 @@ struct land {
 	int rootfd;
 	struct mpl *mpl;
 	struct rd_pool *rd;
+	time_t started;           /* uploads initiated before this are leftovers */
 
 	pthread_mutex_t lock;
 	struct node *nodes[NODE_BUCKETS];
@@ -473,13 +476,9 @@ static void hook_file_part_done(void *arg, int part_number, const char *etag, ui
 
 static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay_ms, int attempts);
 
-static void queue_special(struct land *l, int orphans, int evict, int delay_ms)
+/* Work becomes due delay_ms from now; the background thread is woken. */
+static void queue_add(struct land *l, struct work *w, int delay_ms)
 {
-	struct work *w = calloc(1, sizeof *w);
-	if (!w)
-		return;
-	w->orphans = orphans;
-	w->evict = evict;
 	now_plus(&w->due, delay_ms);
 	pthread_mutex_lock(&l->qmu);
 	w->next = l->queue;
@@ -487,6 +486,19 @@ static void queue_special(struct land *l, int orphans, int evict, int delay_ms)
 	l->qlen++;
 	pthread_cond_signal(&l->qcv);
 	pthread_mutex_unlock(&l->qmu);
+}
+
+enum special { SP_ORPHANS, SP_EVICT, SP_SWEEP };
+
+static void queue_special(struct land *l, enum special what, int delay_ms)
+{
+	struct work *w = calloc(1, sizeof *w);
+	if (!w)
+		return;
+	w->orphans = what == SP_ORPHANS;
+	w->evict = what == SP_EVICT;
+	w->sweep = what == SP_SWEEP;
+	queue_add(l, w, delay_ms);
 }
 
 /* How often retention looks: a quarter of evict-after (1 s .. 60 s), or
@@ -526,8 +538,50 @@ static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
 	if (c.left) {
 		log_warn("%d multipart upload(s) could not be aborted now; retrying in the background",
 			 c.left);
-		queue_special(l, 1, 0, l->cfg.retry_secs * 1000);
+		queue_special(l, SP_ORPHANS, l->cfg.retry_secs * 1000);
 	}
+}
+
+/* An upload can exist that nobody recorded: S3 created it, and the daemon
+ * died before the answer arrived. At start every upload under the prefix
+ * that S3 says was initiated before this process started is such a
+ * leftover (this daemon owns its prefix) and is aborted. */
+struct sweep_ctx {
+	struct land *l;
+	int all;
+	int aborted, failed;
+};
+
+static int sweep_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct sweep_ctx *c = arg;
+	/* Before the mount serves anything (all set) every upload is a
+	 * leftover; later, only those S3 dates before our start. */
+	if (!c->all && (u->initiated == 0 || u->initiated >= c->l->started))
+		return 0;
+	if (s3_mpu_abort(c->l->s3, u->key, u->upload_id, NULL) == 0) {
+		c->aborted++;
+		mpl_remove(c->l->mpl, u->upload_id);
+	} else {
+		c->failed++;
+	}
+	return 0;
+}
+
+static int sweep_uploads(struct land *l, int all)
+{
+	struct sweep_ctx c = {.l = l, .all = all};
+	char *prefix = NULL;
+	if (l->prefix[0] && asprintf(&prefix, "%s/", l->prefix) < 0)
+		return -ENOMEM;
+	int rc = s3_list_uploads(l->s3, prefix, sweep_one, &c, NULL);
+	free(prefix);
+	if (rc == -ENOTSUP || rc == -ENOSYS)
+		return 0; /* a store without ListMultipartUploads: the journal must do */
+	if (c.aborted)
+		log_notice("recovery: aborted %d multipart upload(s) left from before the start",
+			   c.aborted);
+	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
 }
 
 /* ---------- background work ---------- */
@@ -543,13 +597,7 @@ static void queue_push(struct land *l, struct node *n, int64_t obj_id, int delay
 	w->n = n;
 	w->obj_id = obj_id;
 	w->attempts = attempts;
-	now_plus(&w->due, delay_ms);
-	pthread_mutex_lock(&l->qmu);
-	w->next = l->queue;
-	l->queue = w;
-	l->qlen++;
-	pthread_cond_signal(&l->qcv);
-	pthread_mutex_unlock(&l->qmu);
+	queue_add(l, w, delay_ms);
 }
 
 static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
@@ -677,11 +725,14 @@ static void *land_thread(void *arg)
 		l->qlen--;
 		pthread_mutex_unlock(&l->qmu);
 
-		if (w->orphans) {
+		if (w->sweep) {
+			if (sweep_uploads(l, 0) < 0 && !l->stopping)
+				queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000 * 4);
+		} else if (w->orphans) {
 			settle_uploads(l, NULL, NULL);
 		} else if (w->evict) {
 			evict_pass(l);
-			queue_special(l, 0, 1, evict_interval_ms(l));
+			queue_special(l, SP_EVICT, evict_interval_ms(l));
 		} else if (w->n) {
 			pthread_mutex_lock(&w->n->mu);
 			commit_sync(l, w->n);
@@ -742,6 +793,7 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	if (!l)
 		return -ENOMEM;
 	l->cfg = *cfg;
+	l->started = time(NULL);
 	if (l->cfg.drain_secs <= 0)
 		l->cfg.drain_secs = 60;
 	if (l->cfg.retry_secs <= 0)
@@ -783,6 +835,11 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	if (mpl_count(l->mpl) > 0)
 		log_notice("recovery: %d multipart upload(s) from before are aborted in the background",
 			   mpl_count(l->mpl));
+	/* Nothing of ours is in flight yet (the background thread, the mount
+	 * and the rescanner start after this): sweep every upload under the
+	 * prefix now if S3 answers, else later with S3's dates to tell
+	 * leftovers from new uploads. */
+	int swept = sweep_uploads(l, 1);
 	rc = pthread_create(&l->thread, NULL, land_thread, l);
 	if (rc) {
 		rc = -rc;
@@ -792,9 +849,11 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	}
 	cat_unfinished(cat, queue_unfinished, l);
 	if (mpl_count(l->mpl) > 0)
-		queue_special(l, 1, 0, 0);
+		queue_special(l, SP_ORPHANS, 0);
+	if (swept < 0)
+		queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000);
 	if (l->cfg.evict_after_secs > 0 || l->cfg.high_watermark > 0)
-		queue_special(l, 0, 1, evict_interval_ms(l));
+		queue_special(l, SP_EVICT, evict_interval_ms(l));
 	*out = l;
 	return 0;
 fail:
@@ -858,52 +917,16 @@ void land_get_stats(struct land *l, struct land_stats *out)
 
 /* ---------- versions ---------- */
 
-struct prev_ctx {
-	int64_t skip_id;
-	const char *key;
-	int64_t id;
-	int version;
-};
-
-static int find_prev(const struct cat_obj *o, void *arg)
-{
-	struct prev_ctx *c = arg;
-	if (o->id == c->skip_id || o->state != CAT_INGESTED || o->symlink || strcmp(o->key, c->key))
-		return 0;
-	c->id = o->id;
-	c->version = o->version;
-	return 1;
-}
-
-/* Before new content replaces `key` in S3 (overwrite=version): the newest
- * ingested version of path still stored at that key (other than the one
- * being written, my_id) is copied server-side to a versions key and its
- * row points there. If the copy fails the overwrite must not happen: the
- * caller keeps the new content in the spool and retries. */
+/* Before new content replaces `key` in S3 (overwrite=version); see
+ * versions.h. my_id is the row being written. */
 static int preserve_previous(struct land *l, const char *path, const char *key, int64_t my_id)
 {
 	if (l->cfg.overwrite != LAND_OVERWRITE_VERSION)
 		return 0;
-	struct prev_ctx c = {.skip_id = my_id, .key = key};
-	cat_obj_versions(l->cat, path, find_prev, &c);
-	if (!c.id)
-		return 0;
-	char *vkey = NULL;
-	if (asprintf(&vkey, "%s%s%s/%s.v%d", l->prefix, l->prefix[0] ? "/" : "", LAND_VERSIONS, path,
-		     c.version) < 0)
-		return -ENOMEM;
-	char etag[S3_ETAG_MAX];
-	int rc = s3_copy_object(l->s3, key, vkey, etag, NULL);
-	if (rc == 0)
-		rc = cat_obj_rename(l->cat, c.id, path, vkey);
-	if (rc == 0) {
+	int kept;
+	int rc = ver_keep_previous(l->cat, l->s3, l->bucket, l->prefix, path, path, key, my_id, &kept);
+	if (kept)
 		stat_add(l, &l->stats.versions_kept, 1);
-		log_info("%s: version %d kept as s3://%s/%s", path, c.version, l->bucket, vkey);
-	} else {
-		log_err("%s: cannot keep version %d before overwriting it (%s); the new content waits "
-			"in the spool", path, c.version, strerror(-rc));
-	}
-	free(vkey);
 	return rc;
 }
 

@@ -30,9 +30,8 @@
 #include "upload.h"
 
 #define LAND_RESERVED ".lzfs"
-/* Old versions live under PREFIX/.lzfs/versions/ (".lzfs" is reserved in
- * the mount, so no user path maps there). */
-#define LAND_VERSIONS ".lzfs/versions"
+/* Old versions live under PREFIX/.lzfs/versions/ (versions.h); ".lzfs" is
+ * reserved in the mount, so no user path maps there. */
 
 enum land_durability {
 	LAND_DUR_CLOSE = 0, /* close() returns when the file is in S3 and the catalog */

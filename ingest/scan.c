@@ -9,6 +9,7 @@
  * stats. Workers never hold it while doing I/O.
  */
 #include "scan.h"
+#include "versions.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1524,23 +1525,6 @@ static void track_part(void *arg, int part_number, const char *etag, uint64_t si
 	cat_obj_part_done(t->c->cat, t->id, part_number, etag, (int64_t)size);
 }
 
-struct prev {
-	int64_t skip_id;
-	const char *key;
-	int64_t id;
-	int version;
-};
-
-static int find_prev(const struct cat_obj *o, void *arg)
-{
-	struct prev *p = arg;
-	if (o->id == p->skip_id || o->state != CAT_INGESTED || o->symlink || strcmp(o->key, p->key))
-		return 0;
-	p->id = o->id;
-	p->version = o->version;
-	return 1;
-}
-
 /* overwrite=version: before new content replaces `key`, the newest ingested
  * version of catpath still stored there is copied server-side to
  * PREFIX/.lzfs/versions/PATH.vN and its row points there (what the landing
@@ -1550,27 +1534,10 @@ static int keep_previous(struct scan_ctx *c, const char *catpath, const char *ke
 {
 	if (c->cfg.overwrite != SCAN_OVERWRITE_VERSION)
 		return 0;
-	struct prev p = {.key = key};
-	int rc = cat_obj_versions(c->cat, catpath, find_prev, &p);
-	if ((rc < 0 && rc != -ENOENT) || !p.id)
-		return rc == -ENOENT ? 0 : rc;
 	size_t pl = strlen(c->prefix);
 	const char *rest = c->cfg.path_mode == SCAN_PATH_REL ? catpath : (pl ? key + pl + 1 : key);
-	char *vkey = NULL;
-	if (asprintf(&vkey, "%s%s%s/%s.v%d", c->prefix, pl ? "/" : "", SCAN_VERSIONS, rest,
-		     p.version) < 0)
-		return -ENOMEM;
-	char etag[S3_ETAG_MAX];
-	rc = s3_copy_object(c->s3, key, vkey, etag, NULL);
-	if (rc == 0)
-		rc = cat_obj_rename(c->cat, p.id, catpath, vkey);
-	if (rc == 0)
-		log_info("%s: version %d kept as s3://%s/%s", catpath, p.version, c->bucket, vkey);
-	else
-		log_err("%s: cannot keep version %d before overwriting it (%s); not sent now", catpath,
-			p.version, strerror(-rc));
-	free(vkey);
-	return rc;
+	int kept;
+	return ver_keep_previous(c->cat, c->s3, c->bucket, c->prefix, catpath, rest, key, 0, &kept);
 }
 
 /* Uploads the whole file as a new version of catpath. A file below one part

@@ -155,7 +155,6 @@ enum scan_overwrite {
 	SCAN_OVERWRITE_REPLACE = 1, /* the previous content is replaced */
 	SCAN_OVERWRITE_DENY = 2,    /* an ingested file is never sent again (logged) */
 };
-#define SCAN_VERSIONS ".lzfs/versions"
 int scan_overwrite_parse(const char *s); /* value or -EINVAL */
 
 enum scan_path_mode {

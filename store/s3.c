@@ -804,6 +804,61 @@ static int parse_parts(struct s3_req *r, struct s3_resp *p)
 	return s3x_parts(buf_str(&p->body), p->body.len, r->parse_arg, &p->err);
 }
 
+static int parse_uploads(struct s3_req *r, struct s3_resp *p)
+{
+	return s3x_uploads(buf_str(&p->body), p->body.len, r->parse_arg, &p->err);
+}
+
+int s3_list_uploads(struct s3_client *c, const char *prefix,
+		    int (*cb)(const struct s3_upload_entry *u, void *arg), void *arg,
+		    struct s3_status *st)
+{
+	char *key_marker = NULL, *id_marker = NULL;
+	int rc;
+	for (;;) {
+		struct s3_req r;
+		struct s3_resp p = {0};
+		struct s3x_uploads page = {0};
+		s3req_init(&r, "ListMultipartUploads", "GET", NULL);
+		s3req_query(&r, "uploads", "");
+		s3req_query(&r, "encoding-type", "url");
+		if (prefix && *prefix)
+			s3req_query(&r, "prefix", prefix);
+		if (key_marker)
+			s3req_query(&r, "key-marker", key_marker);
+		if (id_marker)
+			s3req_query(&r, "upload-id-marker", id_marker);
+		r.sink = SINK_MEM;
+		r.mem_max = LIST_BODY_MAX;
+		r.parse = parse_uploads;
+		r.parse_arg = &page;
+		rc = s3req_perform(c, &r, &p, st);
+		s3req_resp_free(&p);
+		if (rc)
+			break;
+		for (int i = 0; i < page.n && rc == 0; i++) {
+			struct s3_upload_entry e = {page.u[i].key, page.u[i].upload_id,
+						   page.u[i].initiated};
+			rc = cb(&e, arg);
+		}
+		int more = page.truncated && page.next_key &&
+			   !(key_marker && strcmp(page.next_key, key_marker) == 0 &&
+			     ((!id_marker && !page.next_id) ||
+			      (id_marker && page.next_id && strcmp(page.next_id, id_marker) == 0)));
+		free(key_marker);
+		free(id_marker);
+		key_marker = page.next_key;
+		id_marker = page.next_id;
+		page.next_key = page.next_id = NULL;
+		s3x_uploads_free(&page);
+		if (rc || !more)
+			break;
+	}
+	free(key_marker);
+	free(id_marker);
+	return rc;
+}
+
 int s3_mpu_list_parts(struct s3_client *c, const char *key, const char *upload_id,
 		      int (*cb)(const struct s3_part *p, void *arg), void *arg,
 		      struct s3_status *st)

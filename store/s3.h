@@ -218,6 +218,17 @@ int s3_mpu_list_parts(struct s3_client *c, const char *key, const char *upload_i
 		      int (*cb)(const struct s3_part *p, void *arg), void *arg,
 		      struct s3_status *st);
 
+/* ListMultipartUploads under prefix, with pagination: cb per upload in
+ * progress; a non-zero return stops and is returned. */
+struct s3_upload_entry {
+	const char *key;
+	const char *upload_id;
+	time_t initiated;     /* 0 if the server did not say */
+};
+int s3_list_uploads(struct s3_client *c, const char *prefix,
+		    int (*cb)(const struct s3_upload_entry *u, void *arg), void *arg,
+		    struct s3_status *st);
+
 /* Expected multipart ETag "hex-N" from the parts' MD5s (out >= S3_ETAG_MAX). */
 void s3_multipart_etag(const struct s3_part *parts, int nparts, char *out);
 

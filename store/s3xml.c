@@ -522,6 +522,91 @@ int s3x_parts(const char *xml, size_t len, struct s3x_parts *out, struct s3x_err
 	return rc;
 }
 
+/* ---- ListMultipartUploads ---- */
+
+static void uploads_start(struct xp *x, int depth, const char *name)
+{
+	struct s3x_uploads *u = x->ctx;
+	if (depth != 2 || strcmp(name, "Upload") != 0)
+		return;
+	if (u->n == u->cap) {
+		int cap = u->cap ? u->cap * 2 : 64;
+		struct s3x_upload *n = realloc(u->u, (size_t)cap * sizeof *n);
+		if (!n) {
+			xp_fail(x, -ENOMEM, "out of memory%s", "");
+			return;
+		}
+		u->u = n;
+		u->cap = cap;
+	}
+	memset(&u->u[u->n], 0, sizeof u->u[u->n]);
+	u->n++;
+}
+
+static void uploads_end(struct xp *x, int depth, const char *name, const char *parent,
+			const char *text, size_t len)
+{
+	struct s3x_uploads *u = x->ctx;
+	if (depth == 2) {
+		if (strcmp(name, "IsTruncated") == 0)
+			u->truncated = len == 4 && memcmp(text, "true", 4) == 0;
+		else if (strcmp(name, "EncodingType") == 0)
+			u->url_encoded = len == 3 && memcmp(text, "url", 3) == 0;
+		else if (strcmp(name, "NextKeyMarker") == 0 && !u->next_key)
+			u->next_key = dup_text(x, text, len);
+		else if (strcmp(name, "NextUploadIdMarker") == 0 && !u->next_id)
+			u->next_id = dup_text(x, text, len);
+		else if (strcmp(name, "Upload") == 0 && u->n > 0 &&
+			 (!u->u[u->n - 1].key || !u->u[u->n - 1].upload_id))
+			xp_fail(x, -EPROTO, "upload without Key or UploadId%s", "");
+		return;
+	}
+	if (depth != 3 || strcmp(parent, "Upload") != 0 || u->n == 0)
+		return;
+	struct s3x_upload *e = &u->u[u->n - 1];
+	if (strcmp(name, "Key") == 0 && !e->key)
+		e->key = dup_text(x, text, len);
+	else if (strcmp(name, "UploadId") == 0 && !e->upload_id)
+		e->upload_id = dup_text(x, text, len);
+	else if (strcmp(name, "Initiated") == 0)
+		e->initiated = s3x_iso8601(text);
+}
+
+void s3x_uploads_free(struct s3x_uploads *u)
+{
+	for (int i = 0; i < u->n; i++) {
+		free(u->u[i].key);
+		free(u->u[i].upload_id);
+	}
+	free(u->u);
+	free(u->next_key);
+	free(u->next_id);
+	memset(u, 0, sizeof *u);
+}
+
+int s3x_uploads(const char *xml, size_t len, struct s3x_uploads *out, struct s3x_error *err)
+{
+	memset(out, 0, sizeof *out);
+	struct xp x = {.root = "ListMultipartUploadsResult", .start = uploads_start,
+		       .end = uploads_end, .err = err, .ctx = out};
+	int rc = xp_run(&x, xml, len);
+	if (rc == 0 && out->url_encoded) {
+		for (int i = 0; i < out->n && rc == 0; i++)
+			rc = s3x_url_decode(out->u[i].key);
+		if (rc == 0 && out->next_key)
+			rc = s3x_url_decode(out->next_key);
+	}
+	if (rc == 0 && out->truncated && (!out->next_key || !*out->next_key)) {
+		rc = -EPROTO;
+		if (err)
+			snprintf(err->message, sizeof err->message,
+				 "truncated upload list without NextKeyMarker");
+	}
+	if (rc)
+		s3x_uploads_free(out);
+	return rc;
+}
+
 static void add_escaped(struct buf *b, const char *s)
 {
 	for (; *s; s++) {

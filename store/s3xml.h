@@ -63,6 +63,23 @@ struct s3x_parts {
 int s3x_parts(const char *xml, size_t len, struct s3x_parts *out, struct s3x_error *err);
 void s3x_parts_free(struct s3x_parts *p);
 
+/* One ListMultipartUploads page. */
+struct s3x_upload {
+	char *key;
+	char *upload_id;
+	time_t initiated;       /* 0 if absent */
+};
+struct s3x_uploads {
+	struct s3x_upload *u;
+	int n, cap;
+	int truncated;
+	int url_encoded;        /* EncodingType url: keys and markers to decode */
+	char *next_key;         /* NextKeyMarker */
+	char *next_id;          /* NextUploadIdMarker */
+};
+int s3x_uploads(const char *xml, size_t len, struct s3x_uploads *out, struct s3x_error *err);
+void s3x_uploads_free(struct s3x_uploads *u);
+
 /* The CompleteMultipartUpload request body; malloc'd, *len set. */
 char *s3x_complete_body(const struct s3_part *parts, int nparts, size_t *len);
 

@@ -62,6 +62,10 @@ for round in $(seq 1 "$ROUNDS"); do
 		sleep 0.5
 	done
 	[ "$left" = 0 ] || diag "round $round: $left rows still pending/uploading after 60 s"
+	# Quiesce before the snapshot: the rescanner ingests cut-off files at
+	# its own pace; an orderly unmount stops it (and drains) so that S3 and
+	# the catalog are read in one state.
+	lzfs_umount "$MNT" "$LZFS_PID"
 	copy=$T_DIR/s3copy.$round
 	awss3 s3 sync --quiet "s3://$TEST_BUCKET/crash/$dir" "$copy" >/dev/null 2>&1
 	mkdir -p "$copy"
@@ -88,6 +92,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	total_closed=$((total_closed + closed)) total_cut=$((total_cut + cut))
 	total_lost=$((total_lost + closed - closed_ok)) total_orphans=$((total_orphans + orphans))
 	total_unreg=$((total_unreg + unreg))
+	[ "$round" -lt "$ROUNDS" ] && { lzfs_mount crash -o "$OPTS" || break; }
 	rm -rf "$copy"
 done
 check "recovery is logged" grep -q "recovery:" "$LZFS_LOG"
