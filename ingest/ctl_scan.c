@@ -69,7 +69,8 @@ static const char scan_usage[] =
 	"      every file acted on; -q prints nothing but errors.\n"
 	"\n"
 	"Exit status: 0 done; 1 some files failed; 2 usage; 3 catalog or S3 error;\n"
-	"4 timed out; 130 interrupted.\n";
+	"4 timed out; 130 interrupted during a pass (--watch and --interval end with\n"
+	"Ctrl-C or SIGTERM: then the last pass's status).\n";
 
 static const char job_usage[] =
 	"usage: lzfsctl [-c CATALOG] job start [SCAN OPTIONS] SOURCE_DIR s3://BUCKET[/PREFIX]\n"
@@ -456,10 +457,8 @@ int ctl_scan(int argc, char **argv, const struct ctl_opts *co)
 			struct timespec ts = {0, 200 * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		if (interrupted) {
-			ex = EXIT_INTERRUPTED;
-			break;
-		}
+		if (interrupted)
+			break; /* between passes: the way an --interval scan ends */
 	}
 out:
 	up_pool_free(pool);

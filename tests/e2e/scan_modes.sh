@@ -129,6 +129,7 @@ check_eq "put-append: the old log.bin kept as version 1" "$((6 * M + 123))" "$(s
 # ---- no-op: reports what put-sync would do and changes nothing.
 printf 'x\n' >>"$ssrc/empty"
 printf 'new\n' >"$ssrc/brand new.txt"
+sleep 0.5 # the proxy logs a request when its connection closes
 before=$(wc -l <"$S3_DIR/access.log")
 vers=$(ctl --json find --all-versions sync | jq length)
 out=$(scan --mode no-op "$ssrc" "s3://$B/sync" 2>&1)
@@ -146,7 +147,6 @@ printf 'skip\n' >"$rdir/sub dir/s.tmp"
 s3put "$rdir/r1.txt" reg/r1.txt
 s3put "$rdir/sub dir/r 2+&.txt" "reg/sub dir/r 2+&.txt"
 s3put "$rdir/sub dir/s.tmp" "reg/sub dir/s.tmp"
-before=$(wc -l <"$S3_DIR/access.log")
 out=$(scan --mode register --exclude-file-name '.*\.tmp' "s3://$B/reg" 2>&1)
 rc=$?
 check_eq "register: exit 0" 0 "$rc"
@@ -155,7 +155,7 @@ check_eq "register: ... with its size and ETag" "3 $(s3head reg/r1.txt | tr -d '
 	"$(field reg/r1.txt size) $(field reg/r1.txt etag)"
 check_eq "register: odd key cataloged" ingested "$(field "reg/sub dir/r 2+&.txt" state)"
 check "register: excluded key not cataloged" bash -c "! '$LZFSCTL' -c '$CAT' stat 'reg/sub dir/s.tmp' >/dev/null 2>&1"
-check_eq "register: nothing uploaded" 0 "$(tail -n +$((before + 1)) "$S3_DIR/access.log" | grep -cE ' (PutObject|UploadPart) ')"
+check_eq "register: nothing uploaded (the 3 PUTs are the test's own)" 3 "$(grep -cE " (PutObject|UploadPart) $B/reg/" "$S3_DIR/access.log")"
 out=$(scan --mode register "s3://$B/reg" 2>&1)
 check "register: a second run finds them unchanged" grep -q "2 unchanged" <<<"$out"
 
