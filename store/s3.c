@@ -544,6 +544,29 @@ static int parse_initiate(struct s3_req *r, struct s3_resp *p)
 	return s3x_initiate(buf_str(&p->body), p->body.len, id, &p->err);
 }
 
+struct stray_ctx {
+	struct s3_client *c;
+	const char *key, *keep;
+	int aborted;
+};
+
+static int stray_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct stray_ctx *x = arg;
+	if (strcmp(u->key, x->key) == 0 && strcmp(u->upload_id, x->keep) != 0 &&
+	    s3_mpu_abort(x->c, u->key, u->upload_id, NULL) == 0)
+		x->aborted++;
+	return 0;
+}
+
+static void abort_strays(struct s3_client *c, const char *key, const char *keep)
+{
+	struct stray_ctx x = {.c = c, .key = key, .keep = keep};
+	if (s3_list_uploads(c, key, stray_one, &x, NULL) == 0 && x.aborted)
+		log_notice("s3: aborted %d upload(s) of \"%s\" left by a lost CreateMultipartUpload answer",
+			   x.aborted, key);
+}
+
 int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts *opts,
 		  char **upload_id, struct s3_status *st)
 {
@@ -562,8 +585,14 @@ int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts
 	r.parse = parse_initiate;
 	r.parse_arg = &id;
 	/* Retried like any request: if an answer is lost, the retry creates a
-	 * second upload and the first is left unused. Nothing refers to it; a
-	 * bucket lifecycle rule (AbortIncompleteMultipartUpload) reaps it. */
+	 * second upload and the first is left unused, with an id nobody knows.
+	 * So after a retried create, uploads of this very key other than ours
+	 * are aborted (lzfs never runs two uploads of one key at once). */
+	struct s3_status own;
+	if (!st) {
+		memset(&own, 0, sizeof own);
+		st = &own;
+	}
 	rc = add_object_headers(&r, opts, &s);
 	if (rc)
 		rc = fail_early(r.op, key, rc, st, "bad content type or metadata");
@@ -571,8 +600,13 @@ int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts
 		rc = s3req_perform(c, &r, &p, st);
 	if (rc) {
 		free(id);
+		/* Every answer lost is possible too: what S3 did create is ours. */
+		if (st->attempts > 1 && rc != -EACCES && rc != -EINVAL)
+			abort_strays(c, key, "");
 	} else {
 		*upload_id = id;
+		if (st->attempts > 1)
+			abort_strays(c, key, id);
 	}
 	store_free(&s);
 	s3req_resp_free(&p);

@@ -130,7 +130,7 @@ int main(int argc, char **argv)
 	if (done)
 		printf("t_ok=%.6f polls=%u first_ok=%d\n", sent, polls, polls == 1);
 	else
-		fprintf(stderr, "bench-probe: %s %s: timeout after %.0f s: %llu objects, %llu bytes "
+		fprintf(stderr, "bench-probe: %s %s: timeout after %.1f s: %llu objects, %llu bytes "
 				"(want %llu, %llu)\n", argv[0], argv[1], timeout, seen.count,
 			seen.bytes, want_count, want_bytes);
 	s3_client_free(c);

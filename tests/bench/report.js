@@ -181,6 +181,28 @@ for (const wl of present) {
 }
 p();
 
+// Issue #5's three questions, answered from the same runs.
+{
+	const lb = stats('big', 'lzfs'), ab = stats('big', 'aws'), ls = stats('small', 'lzfs');
+	const items = [];
+	if (lb && lb.status === 'ok' && ab && ab.status === 'ok')
+		items.push(`\`cp\` of ${fmtSize(lb.bytes)} into the lzfs mount until close() returns: ${cell(lb.close)} s; ` +
+			`\`aws s3 cp\` of the same file: ${cell(ab.close)} s (lzfs ÷ aws = ${ratio(lb.close, ab.close)}).`);
+	if (lb && lb.status === 'ok')
+		items.push(`Close-to-durable latency of lzfs: 0 by design (durability=close); the first HEAD sent after ` +
+			`close() found the complete object in ${lb.first} of ${lb.ok.length} runs ` +
+			`(that HEAD was sent ${cell(lb.c2d, 3)} s after close(), the probe's start-up).`);
+	if (ls && ls.status === 'ok')
+		items.push(`Small files per second through lzfs (64 KiB, one \`cp -r\`, until all are in S3): ` +
+			`${cell(ls.fps, 0)} files/s over ${ls.files.toLocaleString('en-US')} files.`);
+	if (items.length) {
+		p('Issue #5\'s questions, from the same runs:');
+		p();
+		for (const i of items) p(`- ${i}`);
+		p();
+	}
+}
+
 const plotRows = {};
 for (const wl of present) {
 	const list = CLIENTS.map((c) => [c, stats(wl, c)]).filter(([, s]) => s);

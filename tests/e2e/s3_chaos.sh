@@ -53,8 +53,15 @@ verify() {
 # uploads whose CreateMultipartUpload answer was lost (lzfs never learnt
 # their id).
 open_uploads() {
-	local n ids id key abort_failed=0 create_lost=0 other=0
-	n=$("$S3SERVER" uploads "$S3_DIR" | jq 'length')
+	local n ids id key abort_failed=0 create_lost=0 other=0 i
+	# Aborts that failed during the faults are retried by the landing zone
+	# (upload journal) and uploads left by a lost create answer are found by
+	# the S3 client: give the background a moment.
+	for i in $(seq 1 60); do
+		n=$("$S3SERVER" uploads "$S3_DIR" | jq 'length')
+		[ "$n" = 0 ] && break
+		sleep 1
+	done
 	ORPHANS=$((ORPHANS + n))
 	if [ "$n" = 0 ]; then ok "$1: no multipart upload left open"; return; fi
 	ids=$("$S3SERVER" uploads "$S3_DIR" | jq -r '.[] | .upload_id + " " + .key')
@@ -71,11 +78,14 @@ open_uploads() {
 		fi
 	done <<<"$ids"
 	ABORT_FAILED=$((ABORT_FAILED + abort_failed)) CREATE_LOST=$((CREATE_LOST + create_lost))
-	if [ "$other" = 0 ]; then
+	if [ "$abort_failed" = 0 ] && [ "$other" = 0 ]; then
+		# A create whose every answer was lost while S3 went away: its id
+		# was never seen, and the stray check (which lists the key) could
+		# not reach S3 either. The next start's sweep aborts it.
 		skip "$1: no multipart upload left open" \
-			"known gap: $abort_failed open after a failed abort, $create_lost after a lost CreateMultipartUpload answer"
+			"known gap: $create_lost upload(s) whose CreateMultipartUpload answers were all lost; aborted by the next start's sweep"
 	else
-		not_ok "$1: no multipart upload left open ($n open, $other unexplained)"
+		not_ok "$1: no multipart upload left open ($n open: $abort_failed after a failed abort, $create_lost after a lost create answer, $other unexplained)"
 	fi
 }
 LOST=0 CLOSED=0 ORPHANS=0 ABORT_FAILED=0 CREATE_LOST=0
