@@ -72,6 +72,7 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("rescan_interval=%d", rescan_interval, 0),
 	OPT("settle_time=%d", settle_time, 0),
 	OPT("files_per_task=%d", files_per_task, 0),
+	OPT("rescan_workers=%d", rescan_workers, 0),
 	OPT("config=%s", config_file, 0),
 	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
@@ -131,6 +132,7 @@ static void usage(FILE *f)
 		"                         through the mount (600; 0 = no rescanner); inotify too\n"
 		"  settle_time=SECS       such a file must stay unchanged this long (5)\n"
 		"  files_per_task=N       files the rescanner gives an upload worker at once (50)\n"
+		"  rescan_workers=N       files the rescanner uploads at once (8)\n"
 		"  allow_other, uid=N, gid=N, umask=M and other FUSE options are passed on.\n"
 		"\n"
 		"  -f  stay in the foreground    -d  FUSE debug    -s  single-threaded\n");
@@ -431,6 +433,7 @@ int main(int argc, char **argv)
 					     : o.overwrite == LAND_OVERWRITE_DENY  ? SCAN_OVERWRITE_DENY
 										   : SCAN_OVERWRITE_VERSION,
 				.files_per_task = o.files_per_task,
+				.workers = o.rescan_workers,
 				.part_size = o.part_size,
 				.source = "rescan",
 				.skip_top = LAND_RESERVED,

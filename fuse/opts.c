@@ -31,6 +31,7 @@ void opts_defaults(struct lzfs_opts *o)
 	o->rescan_interval = 600;
 	o->settle_time = 5;
 	o->files_per_task = 50;
+	o->rescan_workers = 8;
 }
 
 int opt_parse_size(const char *s, uint64_t *out)
@@ -260,9 +261,10 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (o->rescan_interval < 0 || o->settle_time < 0 || o->settle_time > 86400 ||
-	    o->files_per_task < 1 || o->files_per_task > 10000) {
+	    o->files_per_task < 1 || o->files_per_task > 10000 || o->rescan_workers < 1 ||
+	    o->rescan_workers > 64) {
 		snprintf(err, errlen, "rescan_interval must be >= 0 (0: no rescanner), settle_time "
-				      "0..86400, files_per_task 1..10000");
+				      "0..86400, files_per_task 1..10000, rescan_workers 1..64");
 		return -EINVAL;
 	}
 	return 0;

@@ -376,10 +376,10 @@ static int run_watch(const struct sj_spec *s, const struct ctl_opts *co, struct 
 		struct timespec ts = {0, 250 * 1000000};
 		nanosleep(&ts, NULL);
 	}
-	rescan_stop(w);
+	rescan_stop_stats(w, &st);
 	scan_unlock(lockfd);
-	/* the last counters were read before the stop; good enough for a summary */
-	summary(o, s, &st.scan, interrupted ? -ECANCELED : 0, (double)(mono_ms() - o->start_ms) / 1000);
+	/* Ctrl-C is how a watch ends: not an interruption. */
+	summary(o, s, &st.scan, 0, (double)(mono_ms() - o->start_ms) / 1000);
 	return st.scan.failed ? EXIT_FAILED_FILES : CTL_OK;
 }
 

@@ -762,7 +762,9 @@ static void run_job(struct rescan *r, const char *name)
 				struct timespec ts = {1, 0};
 				nanosleep(&ts, NULL);
 			}
-			rescan_stop(w);
+			struct rescan_stats rs;
+			rescan_stop_stats(w, &rs);
+			job_counts(&j, &rs.scan);
 			state = "stopped";
 		} else {
 			snprintf(err, sizeof err, "%s", rc == -EBUSY ? "another run of it is in progress"
@@ -1074,7 +1076,9 @@ fail:
 	return rc;
 }
 
-void rescan_stop(struct rescan *r)
+void rescan_stop(struct rescan *r) { rescan_stop_stats(r, NULL); }
+
+void rescan_stop_stats(struct rescan *r, struct rescan_stats *out)
 {
 	if (!r)
 		return;
@@ -1087,5 +1091,7 @@ void rescan_stop(struct rescan *r)
 	jobs_reap(r, 1);
 	scan_cancel(r->sc);
 	scan_wait(r->sc);
+	if (out)
+		rescan_get_stats(r, out);
 	rescan_free(r);
 }

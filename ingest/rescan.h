@@ -60,6 +60,8 @@ int rescan_start(const struct rescan_config *cfg, struct cat *cat, struct s3_cli
 /* Stops watching, drops files not yet started, waits for the files being
  * uploaded and for running jobs to stop (their state says so), joins. */
 void rescan_stop(struct rescan *r);
+/* The same, and the counters once everything has stopped (out may be NULL). */
+void rescan_stop_stats(struct rescan *r, struct rescan_stats *out);
 void rescan_get_stats(struct rescan *r, struct rescan_stats *out);
 /* Asks for a full walk now (SIGUSR1 in the daemon, tests). */
 void rescan_walk_now(struct rescan *r);

@@ -1296,6 +1296,14 @@ void scan_cancel(struct scan_ctx *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
+static int stopping(struct scan_ctx *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int v = c->stopping;
+	pthread_mutex_unlock(&c->mu);
+	return v;
+}
+
 int scan_cancelled(struct scan_ctx *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -2062,7 +2070,7 @@ static void *worker_main(void *arg)
 		pthread_cond_signal(&c->cv_room);
 		pthread_mutex_unlock(&c->mu);
 		int i;
-		for (i = 0; i < t->n && !scan_cancelled(c); i++)
+		for (i = 0; i < t->n && !scan_cancelled(c) && !stopping(c); i++)
 			process_item(c, t->rootfd, &t->items[i]);
 		pthread_mutex_lock(&c->mu);
 		c->st.cancelled += (uint64_t)(t->n - i);

@@ -6,6 +6,7 @@
 #                                   10,000 new 64 KiB files: lzfsctl scan and
 #                                   the daemon's rescanner vs aws s3 cp
 #   QUICK=1 tests/bench/rescan.sh   100,000 files and 2,000 new files
+#   PART=1 or PART=2                only the walk, or only the new files
 #
 # The big tree is kept in $BENCH_DIR (default /tmp/lzfs-bench-rescan) between
 # runs (making it takes minutes); RM=1 removes it at the end. Times are the
@@ -41,6 +42,9 @@ ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 echo "# rescan benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# PART=1 or PART=2 runs one half.
+PART=${PART:-all}
+if [ "$PART" != 2 ]; then
 # ---- 1. a big tree with nothing new
 tree=$WORK/tree-$N
 "$BUILD/bench-rescan" populate "$tree" "$N" | sed 's/^/# populate: /'
@@ -64,6 +68,9 @@ echo "| find DIR | $t_find | 1.00 | $(ratio "$t_find" "$t_fstat") |"
 echo "| find DIR -printf '%s %T@' | $t_fstat | $(ratio "$t_fstat" "$t_find") | 1.00 |"
 echo "| rescanner, periodic walk | $periodic | $(ratio "$periodic" "$t_find") | $(ratio "$periodic" "$t_fstat") |"
 echo "| rescanner, first walk after start (reads the catalog) | $first | $(ratio "$first" "$t_find") | $(ratio "$first" "$t_fstat") |"
+
+fi
+[ "$PART" = 1 ] && exit 0
 
 # ---- 2. new small files
 src=$WORK/new-$NEW
@@ -97,29 +104,34 @@ t_aws=$(minf "$t_aws" "$t_awsb")
 fps() { printf '%.0f' "$(echo "$NEW / $1" | bc -l)"; }
 # The daemon: the tree is moved into the spool of a running mount (a rename,
 # so only the ingest is timed) and the rescanner takes it from there.
-t_daemon=""
-if [ -e /dev/fuse ]; then
-	mnt=$WORK/mnt spool=$WORK/spool
+# run_daemon NAME OPTIONS: seconds until every file is ingested.
+run_daemon() {
+	local mnt=$WORK/mnt spool=$WORK/spool-$1 creds=$WORK/credentials t0 n lpid
 	rm -rf "$spool" && mkdir -p "$mnt" "$spool"
-	creds=$WORK/credentials
 	(umask 077 && printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
 		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$creds")
-	"$BUILD/lzfs" -f -o "endpoint=$endpoint,credentials=$creds,landing=$spool,log_level=warn,settle_time=1" \
-		"s3://lzfs-test/daemon" "$mnt" 2>"$WORK/lzfs.log" &
+	"$BUILD/lzfs" -f -o "endpoint=$endpoint,credentials=$creds,landing=$spool,log_level=warn,$2" \
+		"s3://lzfs-test/daemon-$1" "$mnt" 2>"$WORK/lzfs-$1.log" &
 	lpid=$!
 	for i in $(seq 1 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-	cp -a "$src" "$WORK/moved" && rm -f "$WORK/moved/.done"
+	rm -rf "$WORK/moved" && cp -a "$src" "$WORK/moved" && rm -f "$WORK/moved/.done"
 	t0=$(now)
 	mv "$WORK/moved" "$spool/new"
 	while :; do
 		n=$("$BUILD/lzfsctl" -c "$spool/.lzfs/catalog.db" --json status 2>/dev/null | jq -r .ingested)
 		[ "${n:-0}" -ge "$NEW" ] && break
-		[ "$(echo "$(now) - $t0 > 600" | bc)" = 1 ] && break
+		[ "$(echo "$(now) - $t0 > 900" | bc)" = 1 ] && break
 		sleep 0.2
 	done
-	t_daemon=$(echo "$(now) - $t0" | bc)
+	echo "$(now) - $t0" | bc
 	fusermount3 -u "$mnt"
 	wait "$lpid"
+	rm -rf "$spool"
+}
+t_daemon="" t_daemon16=""
+if [ -e /dev/fuse ]; then
+	t_daemon=$(run_daemon d8 settle_time=1)
+	t_daemon16=$(run_daemon d16 settle_time=1,rescan_workers=16,max_connections=32)
 fi
 echo
 echo "## $NEW new files of 64 KiB into the test S3 (s3rver behind the SigV4 proxy, same host)"
@@ -130,7 +142,10 @@ echo "| /usr/bin/aws s3 cp --recursive (10 requests in flight) | $(printf '%.1f'
 echo "| lzfsctl scan --workers 8 | $(printf '%.1f' "$t_lz8") | $(fps "$t_lz8") | $(ratio "$t_aws" "$t_lz8") |"
 echo "| lzfsctl scan (--workers 16, the default) | $(printf '%.1f' "$t_lz16") | $(fps "$t_lz16") | $(ratio "$t_aws" "$t_lz16") |"
 echo "| lzfsctl scan --workers 32 | $(printf '%.1f' "$t_lz32") | $(fps "$t_lz32") | $(ratio "$t_aws" "$t_lz32") |"
-[ -n "$t_daemon" ] && echo "| lzfs rescanner (mv into the spool, settle_time=1) | $(printf '%.1f' "$t_daemon") | $(fps "$t_daemon") | $(ratio "$t_aws" "$t_daemon") |"
+if [ -n "$t_daemon" ]; then
+	echo "| lzfs rescanner, mv into the spool (settle_time=1, rescan_workers=8: the default) | $(printf '%.1f' "$t_daemon") | $(fps "$t_daemon") | $(ratio "$t_aws" "$t_daemon") |"
+	echo "| lzfs rescanner, same with rescan_workers=16, max_connections=32 | $(printf '%.1f' "$t_daemon16") | $(fps "$t_daemon16") | $(ratio "$t_aws" "$t_daemon16") |"
+fi
 echo
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -n "${RM:-}" ] && rm -rf "$WORK"

@@ -8,7 +8,7 @@
 require_fuse "rescanner"
 s3_start
 B=$TEST_BUCKET
-lzfs_mount d -o rescan_interval=60,settle_time=2 || exit 1
+lzfs_mount d -o rescan_interval=60,settle_time=3 || exit 1
 ctl() { "$LZFSCTL" -c "$CATALOG" "$@"; }
 # snap: every catalog row, one TSV line each, into rows.tsv (one lzfsctl and
 # one jq per look: jq costs 0.2 s a start on a small box).
@@ -99,7 +99,7 @@ done
 (
 	exec 3>>"$grow"
 	head -c 65536 /dev/urandom | tee -a "$T_DIR/grow.src" >&3
-	sleep 3.5 # longer than settle_time: only "open for writing" holds it back
+	sleep 4 # longer than settle_time: only "open for writing" holds it back
 	head -c 65536 /dev/urandom | tee -a "$T_DIR/grow.src" >&3
 	exec 3>&-
 ) &
@@ -139,7 +139,7 @@ check_eq "a full walk sends nothing that is unchanged" "$before" \
 lzfs_umount "$MNT" "$LZFS_PID"
 printf 'while down\n' >"$SPOOL/down.txt"
 before=$(grep -cE " (PutObject|CompleteMultipartUpload) " "$S3_DIR/access.log")
-lzfs_mount d -o rescan_interval=60,settle_time=2 || exit 1
+lzfs_mount d -o rescan_interval=60,settle_time=3 || exit 1
 if wait_ingested 20 down.txt; then ok "restart: a file dropped while down is ingested"; else not_ok "restart: a file dropped while down is ingested"; fi
 sleep 1
 check_eq "restart: nothing else is sent again" $((before + 1)) \
