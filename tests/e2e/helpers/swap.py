@@ -6,7 +6,8 @@ entry (entry/attr timeout 1 s), then operations through the mount on it.
 
 NAME is a regular file created through the mount (d/NAME for KIND=dirlink).
 It is looked up through the mount, replaced in the spool by KIND (fifo,
-socket, chr, symlink to TARGET, or, for dirlink, its directory replaced by
+socket, chr, symlink to TARGET, a new regular file for
+none (the control), or, for dirlink, its directory replaced by
 a symlink to TARGET's directory), and at once opened, read, written,
 truncated, chmod'ed, xattr'ed and utime'd through the mount (never
 following a symlink on the client side), each in a
@@ -24,6 +25,10 @@ mnt, spool, name, kind, target = sys.argv[1:6]
 path = os.path.join(mnt, "d", name) if kind == "dirlink" else os.path.join(mnt, name)
 
 os.stat(path)  # the kernel now caches a regular file (and its directory)
+# Operations go by name from a descriptor of the directory opened now: the
+# client never resolves a symlink swapped in for the directory itself.
+dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+base = os.path.basename(path)
 if kind == "dirlink":
     os.rename(os.path.join(spool, "d"), os.path.join(spool, "d.real"))
     os.symlink(os.path.dirname(target), os.path.join(spool, "d"))
@@ -39,6 +44,8 @@ else:
         os.mknod(sp, stat.S_IFCHR | 0o644, os.makedev(1, 5))  # /dev/zero
     elif kind == "symlink":
         os.symlink(target, sp)
+    elif kind == "none":  # the control: the file is still there
+        open(sp, "w").write("data of %s\n" % name)
 
 
 # Every operation refuses to follow a symlink on the client side (O_NOFOLLOW,
@@ -49,7 +56,7 @@ NOFOLLOW = os.O_NOFOLLOW
 
 
 def op_read():
-    fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    fd = os.open(base, os.O_RDONLY | NOFOLLOW, dir_fd=dfd)
     try:
         return os.read(fd, 4096)
     finally:
@@ -57,7 +64,7 @@ def op_read():
 
 
 def op_write():
-    fd = os.open(path, os.O_WRONLY | NOFOLLOW)
+    fd = os.open(base, os.O_WRONLY | NOFOLLOW, dir_fd=dfd)
     try:
         os.write(fd, b"overwritten")
     finally:
@@ -66,7 +73,7 @@ def op_write():
 
 
 def op_ftruncate():
-    fd = os.open(path, os.O_WRONLY | NOFOLLOW)
+    fd = os.open(base, os.O_WRONLY | NOFOLLOW, dir_fd=dfd)
     try:
         os.ftruncate(fd, 0)
     finally:
@@ -75,7 +82,7 @@ def op_ftruncate():
 
 
 def op_fchmod():
-    fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    fd = os.open(base, os.O_RDONLY | NOFOLLOW, dir_fd=dfd)
     try:
         os.fchmod(fd, 0o666)
     finally:
@@ -83,14 +90,22 @@ def op_fchmod():
     return b""
 
 
+def on_fd(fn):
+    fd = os.open(base, os.O_RDONLY | NOFOLLOW, dir_fd=dfd)
+    try:
+        return fn(fd)
+    finally:
+        os.close(fd)
+
+
 ops = [
     ("read", op_read),
     ("write", op_write),
     ("truncate", op_ftruncate),
     ("chmod", op_fchmod),
-    ("setxattr", lambda: os.setxattr(path, "user.evil", b"1", follow_symlinks=False) or b""),
-    ("getxattr", lambda: os.getxattr(path, "user.o", follow_symlinks=False)),
-    ("utime", lambda: os.utime(path, ns=(1, 1), follow_symlinks=False) or b""),
+    ("setxattr", lambda: on_fd(lambda fd: os.setxattr(fd, "user.evil", b"1") or b"")),
+    ("getxattr", lambda: on_fd(lambda fd: os.getxattr(fd, "user.o"))),
+    ("utime", lambda: os.utime(base, ns=(1, 1), dir_fd=dfd, follow_symlinks=False) or b""),
 ]
 for opname, fn in ops:
     r, w = os.pipe()
@@ -101,8 +116,12 @@ for opname, fn in ops:
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 1)
         os.dup2(null, 2)
-        os.closerange(3, w)
-        os.closerange(w + 1, 4096)
+        for fd in range(3, 4096):
+            if fd not in (w, dfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         try:
             out = fn()
             res = "ok:" + out.decode("latin-1").replace("\n", " ")[:60]
