@@ -129,18 +129,39 @@ char *land_key(const struct land *l, const char *path)
 }
 
 /* Opens a path below the spool root without following any symlink on the
- * way, so nothing dropped into the spool out-of-band can lead outside it. */
+ * way, so nothing dropped into the spool out-of-band can lead outside it.
+ * An existing entry is first looked at through an O_PATH descriptor and
+ * opened only if it is a regular file or a directory: a FIFO, socket or
+ * device put in place of a file the kernel still caches as regular would
+ * otherwise block the request thread for good or hand out the device. The
+ * O_PATH descriptor is then reopened through /proc, so what is opened is
+ * what was checked. */
 static int open_beneath(struct land *l, const char *path, int flags, mode_t mode)
 {
+	int checked = !(flags & (O_CREAT | O_DIRECTORY));
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.flags = (uint64_t)((checked ? O_PATH : flags) | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? (mode & 07777) : 0, /* openat2 refuses S_IFREG */
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, l->rootfd, path[0] ? path : ".", &how, sizeof how);
 	if (fd < 0)
 		return errno == ELOOP ? -ENOENT : -errno;
-	return fd;
+	if (!checked)
+		return fd;
+	struct stat st;
+	char proc[64];
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		rc = -ENXIO;
+	if (rc == 0) {
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		rc = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+		if (rc < 0)
+			rc = -errno;
+	}
+	close(fd);
+	return rc;
 }
 
 /* Parent directory fd of path and its last component. */
