@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Hostile file names through the mount: control bytes, invalid UTF-8, long
+# names, deep trees. Each is ingested byte-identical under its own key, or,
+# where S3 cannot store the key, `failed` with a reason and intact in the
+# spool. lzfsctl shows them escaped. (tests/e2e/helpers/names.py)
+. "$(dirname "$0")/lib.sh"
+require_fuse "hostile names"
+s3_start
+lzfs_mount hn -o "part_size=5M" || exit 1
+export T_DIR
+python3 "$LZFS_ROOT/tests/e2e/helpers/names.py" "$MNT" "$SPOOL" "$CATALOG" "$S3_ENDPOINT" "$TEST_BUCKET" hn
+T_FAILS=$((T_FAILS + $?))
+out=$("$LZFSCTL" -c "$CATALOG" ls 2>&1)
+check "lzfsctl ls escapes control bytes and invalid UTF-8" \
+	bash -c "grep -qF 'cr\\rhere' <<<\"\$1\" && grep -qF 'over\\xc0\\xaflong' <<<\"\$1\" && ! grep -q \$'\\r' <<<\"\$1\"" _ "$out"
+check "lzfsctl --json ls is valid JSON" bash -c "'$LZFSCTL' -c '$CATALOG' --json ls | jq -e . >/dev/null"
+check "catalog integrity" "$LZFSCTL" -c "$CATALOG" check
