@@ -1308,6 +1308,8 @@ static void move_row(struct land *l, int64_t id, const char *from, const char *t
 		rc = cat_obj_rename(l->cat, id, np, nk);
 		if (rc < 0)
 			log_err("rename %s -> %s: catalog update failed (%s)", o.path, np, strerror(-rc));
+		else if (o.state == CAT_FAILED)
+			queue_push(l, NULL, id, 0, 0); /* S3 refused the old key: try the new one */
 	}
 	free(np);
 	free(nk);
