@@ -25,6 +25,7 @@ const sigv4 = require('./lib/sigv4');
 const { STATUS, document, errorXml, text, parseCompleteBody } = require('./lib/s3xml');
 const { listObjects, ListError, OWNER, objectInfo } = require('./lib/listing');
 const { Faults, validate, throttle } = require('./lib/faults');
+const { corruptAnswer } = require('./lib/corrupt');
 const Uploads = require('./lib/uploads');
 const cks = require('./lib/checksums');
 
@@ -123,6 +124,9 @@ function sendXml(ctx, status, xml, extraHeaders) {
   const res = ctx.res;
   const body = Buffer.from(xml, 'utf8');
   setS3Headers(ctx, res);
+  if (ctx.fault && ctx.fault.corrupt && status < 300) {
+    return sendCorrupt(ctx, status, { 'content-type': 'application/xml', ...extraHeaders }, body);
+  }
   res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': body.length, ...extraHeaders });
   ctx.status = status;
   if (ctx.fault && ctx.fault.reset === 'response' && !ctx.resetDone) {
@@ -517,9 +521,19 @@ async function relayError(ctx, ures) {
   throw new S3Err(code, text(body, 'Message') || '', detail, status);
 }
 
+// A corrupt fault: the whole (applied) answer, damaged (lib/corrupt.js).
+function sendCorrupt(ctx, status, headers, body) {
+  const c = corruptAnswer(ctx.fault.corrupt, headers, body);
+  if (ctx.method === 'HEAD' && headers['content-length'] !== undefined) c.headers['content-length'] = headers['content-length'];
+  faultLog(ctx, 'corrupt', c.what);
+  ctx.status = status;
+  ctx.res.writeHead(status, c.headers);
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : c.body);
+}
+
 // Streams an upstream answer to the client, with extraHeaders, applying the
-// slow_bps and response-reset faults to its body.
-function relay(ctx, ures, extraHeaders, fault) {
+// slow_bps, response-reset and corrupt faults to it.
+async function relay(ctx, ures, extraHeaders, fault) {
   const res = ctx.res;
   const headers = { ...ures.headers, ...extraHeaders };
   for (const h of ['connection', 'keep-alive', 'transfer-encoding', 'x-amz-request-id', 'x-amz-id-2', 'server']) {
@@ -529,6 +543,10 @@ function relay(ctx, ures, extraHeaders, fault) {
   ctx.status = ures.statusCode;
   const len = Number(headers['content-length'] || 0);
   const hasBody = ctx.method !== 'HEAD' && len > 0;
+  if (fault && fault.corrupt && ures.statusCode < 300 && len <= 16 * MiB) {
+    const body = hasBody ? await readAll(ures) : (ures.resume(), Buffer.alloc(0));
+    return sendCorrupt(ctx, ures.statusCode, headers, body);
+  }
   if (fault && fault.reset === 'response' && !hasBody) {
     // Nothing to cut in the middle of: the answer is lost whole.
     faultLog(ctx, 'reset', 'reset response (no body; request was applied)');
