@@ -15,15 +15,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "log.h"
 
 #define NODE_BUCKETS 256
@@ -139,14 +138,9 @@ char *land_key(const struct land *l, const char *path)
 static int open_beneath(struct land *l, const char *path, int flags, mode_t mode)
 {
 	int checked = !(flags & (O_CREAT | O_DIRECTORY));
-	struct open_how how = {
-		.flags = (uint64_t)((checked ? O_PATH : flags) | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? (mode & 07777) : 0, /* openat2 refuses S_IFREG */
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, l->rootfd, path[0] ? path : ".", &how, sizeof how);
+	int fd = beneath_open(l->rootfd, path, checked ? O_PATH : flags, mode);
 	if (fd < 0)
-		return errno == ELOOP ? -ENOENT : -errno;
+		return fd == -ELOOP ? -ENOENT : fd;
 	if (!checked)
 		return fd;
 	struct stat st;
