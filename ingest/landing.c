@@ -470,6 +470,21 @@ static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
  * throttling, credentials being rotated, a missing bucket) is retried. */
 static int permanent(int rc) { return rc == -EINVAL || rc == -ENAMETOOLONG; }
 
+struct retry_ctx {
+	struct land *l;
+	int64_t id;
+	int uploading;
+};
+
+/* The upload id goes into the row before any part is sent, so that a crash
+ * during a retry or a recovery leaves an upload the next start can abort. */
+static void retry_created(void *arg, const char *upload_id)
+{
+	struct retry_ctx *c = arg;
+	if (cat_obj_set_uploading(c->l->cat, c->id, upload_id) == 0)
+		c->uploading = 1;
+}
+
 /* Uploads a pending row from its spool file (retries, recovery). */
 static int retry_row(struct land *l, int64_t id)
 {
@@ -501,14 +516,15 @@ static int retry_row(struct land *l, int64_t id)
 		return 0;
 	}
 	struct up_result res;
-	rc = cat_obj_set_uploading(l->cat, id, NULL);
-	if (rc < 0) {
+	struct retry_ctx rc_ctx = {l, id, 0};
+	struct up_hooks hooks = {.created = retry_created, .arg = &rc_ctx};
+	rc = up_file(l->pool, fd, o.key, &put_opts, &hooks, &res);
+	if (rc == 0 && !rc_ctx.uploading && (rc = cat_obj_set_uploading(l->cat, id, NULL)) < 0) {
 		/* A catalog error, not S3 refusing the key: retry later. */
 		close(fd);
 		cat_obj_clear(&o);
 		return rc;
 	}
-	rc = up_file(l->pool, fd, o.key, &put_opts, NULL, &res);
 	if (rc == 0) {
 		rc = cat_obj_set_ingested(l->cat, id, (int64_t)res.size, res.sha256, res.etag);
 		if (rc == 0) {
@@ -829,11 +845,13 @@ static int commit_sync(struct land *l, struct node *n)
 	int64_t id;
 	rc = node_ensure_row(l, n, fd, &id);
 	if (rc == 0) {
+		/* The stream's upload is gone: back to pending, so that the spool
+		 * upload's id is recorded (hook_created) for recovery to abort. */
 		pthread_mutex_lock(&n->idmu);
-		if (!n->obj_uploading && cat_obj_set_uploading(l->cat, id, NULL) == 0)
-			n->obj_uploading = 1;
+		if (n->obj_uploading && cat_obj_set_pending(l->cat, id, "uploading from the spool") == 0)
+			n->obj_uploading = 0;
 		pthread_mutex_unlock(&n->idmu);
-		struct up_hooks hooks = {.part_done = hook_part_done, .arg = n};
+		struct up_hooks hooks = {.created = hook_created, .part_done = hook_part_done, .arg = n};
 		rc = up_file(l->pool, fd, key, &put_opts, &hooks, &res);
 		if (rc == 0 && (rc = node_register(l, n, fd, key, &res)) == 0) {
 			stat_add(l, &l->stats.files_from_spool, 1);
