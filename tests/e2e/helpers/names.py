@@ -149,6 +149,45 @@ try:
 except OSError as e:
     not_ok("rename and unlink of hostile names", str(e))
 
+# Symlink targets: any bytes but NUL, up to 4095. Each symlink reads back
+# as it was made and ends ingested (the object in S3) or failed with a
+# reason, never pending for ever without one.
+import time
+targets = [
+    ("plain target", b"../some/where"),
+    ("target with a newline", b"bad\ntarget"),
+    ("non-ASCII UTF-8 target", "caf\u00e9/\u00fcn\u00ef".encode()),
+    ("invalid UTF-8 target", b"x\xff\xfe"),
+    ("3000-byte target", b"t" * 3000),
+    ("4095-byte target", (b"d/" * 2048)[:4095]),
+]
+links = []
+for i, (label, target) in enumerate(targets):
+    link = b"link%d" % i
+    try:
+        os.symlink(target, os.path.join(MNT, link))
+        if os.readlink(os.path.join(MNT, link)) != target:
+            not_ok("%s: reads back" % label, "readlink differs")
+            continue
+        links.append((label, link))
+    except OSError as e:
+        not_ok("%s: symlink" % label, str(e))
+deadline = time.monotonic() + 30
+for label, link in links:
+    while True:
+        r = row(link)
+        st = states[r[0]] if r else None
+        if st in ("ingested", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    err = (r[2] or b"").decode("utf-8", "replace") if r else ""
+    if st == "ingested" and s3_bytes(link) is not None:
+        ok("%s: ingested (object in S3)" % label)
+    elif st == "failed" and err:
+        ok("%s: failed with a reason (%s)" % (label, err))
+    else:
+        not_ok("%s: ingested or failed with a reason" % label, "state %s, error %r" % (st, err))
+
 # The remedy for a name S3 refused: rename it through the mount. The file
 # is then ingested under the new name.
 try:
