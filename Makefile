@@ -6,6 +6,7 @@
 #   tests/unit/test_*.c               -> build/tests/test_*  (cmocka, TAP output)
 #   tests/bench/bench_*.c             -> build/bench-*
 #   tests/e2e/*.sh                       end-to-end scripts run by tests/run
+#   tests/fuzz/fuzz_*.c               -> build/fuzz/fuzz_*   (libFuzzer, clang; `make fuzz`)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -99,6 +100,33 @@ bench-catalog: all
 torture: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) TORTURE=1 tests/run $(T)
+
+# libFuzzer targets, built by clang with ASan+UBSan into build/fuzz and run
+# for FUZZ_SECS seconds each (tests/fuzz/run).
+FUZZ_CC     ?= clang
+FUZZ_SECS   ?= 60
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror \
+               -Wno-unused-parameter -pthread -Istore -Iingest -Ifuse \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               $(shell pkg-config --cflags $(PKGS))
+
+.PRECIOUS: build/fuzz/obj/%.o
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/liblzfs.a: $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/liblzfs.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	@scripts/deps fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@FUZZ_SECS=$(FUZZ_SECS) tests/fuzz/run
 
 # Installs the programs, the systemd unit, the man pages and an example
 # configuration. mount -t fuse.lzfs needs no helper of ours: mount.fuse3 runs
