@@ -133,6 +133,7 @@ done
 # known to the next start, which aborts it. Slow parts hold each upload open
 # long enough for the kill to land in the middle of it.
 before=$("$S3SERVER" uploads "$S3_DIR" | jq -r '.[].upload_id' | sort)
+lzfs_mount crash -o "$OPTS" || exit 1 # (each round ends unmounted)
 s3_fault '{"latency_ms":3000,"ops":["UploadPart"]}' >/dev/null
 head -c $((12 * 1024 * 1024)) /dev/urandom >"$T_DIR/slow"
 cp "$T_DIR/slow" "$MNT/slow" 2>/dev/null &

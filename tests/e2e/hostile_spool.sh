@@ -66,8 +66,11 @@ for kind in fifo socket chr symlink dirlink; do
 	sed "s/^/# $kind: /" <<<"$res"
 	check_eq "$kind swapped in: every operation through the mount returns (none HUNG)" "7 0" \
 		"$(grep -c . <<<"$res") $(grep -c HUNG <<<"$res")"
+	# A read may still return the file's own ingested bytes (from S3, via
+	# the catalog); anything else it returns came from outside.
 	check_eq "$kind swapped in: nothing read or written outside the spool (secret, device, xattr)" 0 \
-		"$(grep -c -e "$SECRET" -e 'ok:.*outside' -e '^read ok' -e '^write ok' <<<"$res")"
+		"$(grep -v -E "^read ok:data of $f[[:space:]]*$" <<<"$res" |
+			grep -c -e "$SECRET" -e 'ok:.*outside' -e '^read ok' -e '^write ok')"
 	check_eq "$kind swapped in: the file outside the spool is unchanged" "$before" "$(outside_state)"
 	[ $kind = dirlink ] && [ -L "$SPOOL/d" ] && { rm -f "$SPOOL/d"; mv "$SPOOL/d.real" "$SPOOL/d"; }
 	rm -f "$SPOOL/s$n"
