@@ -43,6 +43,8 @@ const LABEL = {
 	'rclone-off': 'rclone mount (off)',
 	'lzfs-spool': 'lzfs, spool copy present',
 };
+for (const r of rows) if (!CLIENTS.includes(r.client)) CLIENTS.push(r.client);
+for (const c of CLIENTS) if (!LABEL[c]) LABEL[c] = c;
 const WORKLOADS = ['big', 'eight', 'small', 'tree', 'read'];
 const MiB = 1024 * 1024;
 
@@ -95,6 +97,17 @@ const cell = (s, d) => {
 	return `${fmt(s.med, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`;
 };
 const ratio = (a, b) => (a && b && b.med > 0 ? fmt(a.med / b.med, 2) : '–');
+// lzfs ÷ peer within each repetition (the runs of one repetition are minutes
+// apart, the repetitions up to an hour, on a machine whose load drifts), then
+// the median of those ratios, with their min–max.
+function paired(wl, peer, field) {
+	const get = (c) => Object.fromEntries(rows.filter((r) => r.workload === wl && r.client === c &&
+		r.status === 'ok').map((r) => [r.rep, num(r[field])]));
+	const a = get('lzfs'), b = get(peer);
+	const v = Object.keys(a).filter((k) => k in b && b[k] > 0 && !Number.isNaN(a[k])).map((k) => a[k] / b[k]);
+	if (!v.length) return '–';
+	return cell({ med: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length }, 2);
+}
 
 const TITLE = {
 	big: (b) => `One ${fmtSize(b)} file`,
@@ -155,7 +168,9 @@ p('  `build/bench-probe`, polling every 20 ms (HEAD) or 200 ms (list) from the m
 p('  **close→S3**: durable − close; "(1st HEAD)" says that the first HEAD or list sent after close()');
 p('  already found the data complete, so the data was in S3 when close() returned and the time shown is');
 p('  only the probe\'s start-up and round trip. Throughput is bytes (or files) ÷ durable.');
-p('- Ratios are **lzfs ÷ peer** of a cost (time, memory, CPU): **below 1 means lzfs is better**.');
+p('- Ratios are **lzfs ÷ peer** of a cost (time, memory, CPU): **below 1 means lzfs is better**. They');
+p('  are taken within each repetition (lzfs and the peer ran minutes apart) and the median of the');
+p('  repetitions is shown, so that a drift of the machine\'s load over the hour cancels out.');
 p();
 p('Settings:');
 p();
@@ -168,7 +183,8 @@ const present = WORKLOADS.filter((w) => rows.some((r) => r.workload === w));
 const peers = CLIENTS.filter((c) => c !== 'lzfs' && c !== 'lzfs-spool' && rows.some((r) => r.client === c));
 p('## Summary');
 p();
-p('Time until the data is complete in S3, lzfs ÷ peer (below 1: lzfs is faster).');
+p('Time until the data is complete in S3, lzfs ÷ peer (below 1: lzfs is faster): the median of the');
+p('ratios of each repetition, with their min–max.');
 p();
 p(`| workload | ${peers.map((c) => LABEL[c]).join(' | ')} |`);
 p(`|---|${peers.map(() => '---').join('|')}|`);
@@ -176,7 +192,7 @@ for (const wl of present) {
 	const l = stats(wl, 'lzfs');
 	const first = rows.find((r) => r.workload === wl);
 	p(`| ${TITLE[wl](num(first.bytes), num(first.files))} | ${peers
-		.map((c) => (l && l.status === 'n/a' ? 'n/a' : ratio(l && l.durable, (stats(wl, c) || {}).durable)))
+		.map((c) => (l && l.status === 'n/a' ? 'n/a' : paired(wl, c, 't_durable')))
 		.join(' | ')} |`);
 }
 p();
@@ -187,7 +203,7 @@ p();
 	const items = [];
 	if (lb && lb.status === 'ok' && ab && ab.status === 'ok')
 		items.push(`\`cp\` of ${fmtSize(lb.bytes)} into the lzfs mount until close() returns: ${cell(lb.close)} s; ` +
-			`\`aws s3 cp\` of the same file: ${cell(ab.close)} s (lzfs ÷ aws = ${ratio(lb.close, ab.close)}).`);
+			`\`aws s3 cp\` of the same file: ${cell(ab.close)} s (lzfs ÷ aws = ${paired('big', 'aws', 't_close')}).`);
 	if (lb && lb.status === 'ok')
 		items.push(`Close-to-durable latency of lzfs: 0 by design (durability=close); the first HEAD sent after ` +
 			`close() found the complete object in ${lb.first} of ${lb.ok.length} runs ` +
@@ -239,13 +255,13 @@ for (const wl of present) {
 	p();
 	const l = plotRows[wl].lzfs;
 	if (l && l.status === 'ok') {
-		p('lzfs ÷ peer (below 1: lzfs is better):');
+		p('lzfs ÷ peer (below 1: lzfs is better), median of the per-repetition ratios (min–max):');
 		p();
 		p('| peer | close | durable | peak RSS | CPU | server CPU |');
 		p('|---|---|---|---|---|---|');
 		for (const [c, s] of list) {
 			if (c === 'lzfs' || c === 'lzfs-spool' || s.status !== 'ok') continue;
-			p(`| ${LABEL[c]} | ${ratio(l.close, s.close)} | ${ratio(l.durable, s.durable)} | ${ratio(l.rss, s.rss)} | ${ratio(l.cpu, s.cpu)} | ${ratio(l.srv, s.srv)} |`);
+			p(`| ${LABEL[c]} | ${paired(wl, c, 't_close')} | ${paired(wl, c, 't_durable')} | ${paired(wl, c, 'rss_kib')} | ${paired(wl, c, 'cpu_s')} | ${paired(wl, c, 'server_cpu_s')} |`);
 		}
 		p();
 		p('close: time until close() returned; durable: until complete in S3; CPU: the daemon\'s (for');
