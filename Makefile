@@ -4,6 +4,7 @@
 #   store/ ingest/ fuse/   *.c        -> build/liblzfs.a
 #   */NAME_main.c                     -> build/NAME          (a program)
 #   tests/unit/test_*.c               -> build/tests/test_*  (cmocka, TAP output)
+#   tests/unit/lib/*.c                   linked into every unit test
 #   tests/bench/bench_*.c             -> build/bench-*
 #   tests/e2e/*.sh                       end-to-end scripts run by tests/run
 #   tests/fuzz/fuzz_*.c               -> build/fuzz/fuzz_*   (libFuzzer, clang; `make fuzz`)
@@ -32,6 +33,7 @@ comma   := ,
 MAIN_SRC  := $(wildcard store/*_main.c ingest/*_main.c fuse/*_main.c)
 LIB_SRC   := $(filter-out $(MAIN_SRC),$(wildcard store/*.c ingest/*.c fuse/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+TLIB_SRC  := $(wildcard tests/unit/lib/*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -63,11 +65,19 @@ $(BUILD)/$(subst _,-,$(patsubst %.c,%,$(notdir $(1)))): $(BUILD)/obj/$(1:.c=.o) 
 endef
 $(foreach f,$(BENCH_SRC),$(eval $(call bench_rule,$(f))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/liblzfs.a
+# What the unit tests share (tests/unit/lib: the test S3, test data).
+$(BUILD)/tests/libtest.a: $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Itests/unit/lib
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/tests/libtest.a $(BUILD)/liblzfs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d) \
+         $(TLIB_SRC:%.c=$(BUILD)/obj/%.d) \
          $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
 
 deps:

@@ -21,83 +21,40 @@
 #include "hash.h"
 #include "log.h"
 #include "s3.h"
+#include "testsrv.h"
 
 #define MiB (1024 * 1024)
 #define BUCKET "lzfs-test"
 
 static struct {
-	char root[PATH_MAX];
-	char dir[64];
-	char endpoint[256];
+	struct ts_s3 srv;
 	struct s3_creds creds;
 	struct s3_client *c;
 } g;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	fflush(stderr);
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* One damaged answer for the next request of operation op. */
 static void corrupt(const char *kind, const char *op)
 {
-	assert_int_equal(sh("'%s/tests/s3/server' fault '%s' '{\"corrupt_rate\":1,\"corrupt\":\"%s\","
+	assert_int_equal(ts_sh("'%s' fault '%s' '{\"corrupt_rate\":1,\"corrupt\":\"%s\","
 			    "\"ops\":[\"%s\"],\"count\":1}' >/dev/null",
-			    g.root, g.dir, kind, op), 0);
+			    g.srv.server, g.srv.dir, kind, op), 0);
 }
 
 static void faults_off(void)
 {
-	assert_int_equal(sh("'%s/tests/s3/server' fault '%s' off >/dev/null", g.root, g.dir), 0);
+	assert_int_equal(ts_s3_fault(&g.srv, "off"), 0);
 }
 
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (unsigned char)x;
-	}
-}
+static void fill(unsigned char *p, size_t n, uint64_t seed) { ts_fill(seed, 0, p, n); }
 
 static int setup(void **state)
 {
-	const char *root = getenv("LZFS_ROOT");
-	if (!root && !getcwd(g.root, sizeof g.root))
+	if (ts_s3_start(&g.srv, "test_s3_corrupt") < 0)
 		return -1;
-	if (root)
-		snprintf(g.root, sizeof g.root, "%s", root);
-	strcpy(g.dir, "/tmp/test_s3_corrupt.XXXXXX");
-	if (!mkdtemp(g.dir))
-		return -1;
-	char cmd[PATH_MAX + 200];
-	snprintf(cmd, sizeof cmd, "'%s/tests/s3/server' start '%s/s3'", g.root, g.dir);
-	strcat(g.dir, "/s3");
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	if (!fgets(g.endpoint, sizeof g.endpoint, f)) {
-		pclose(f);
-		return -1;
-	}
-	if (pclose(f) != 0)
-		return -1;
-	g.endpoint[strcspn(g.endpoint, "\n")] = '\0';
 	g.creds.access_key = "lzfstest";
 	g.creds.secret_key = "lzfstestsecret";
 	struct s3_config cfg = {
-		.endpoint = g.endpoint,
+		.endpoint = g.srv.endpoint,
 		.bucket = BUCKET,
 		.path_style = 1,
 		.creds = &g.creds,
@@ -114,9 +71,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	s3_client_free(g.c);
-	sh("'%s/tests/s3/server' stop '%s'", g.root, g.dir);
-	*strrchr(g.dir, '/') = '\0';
-	sh("rm -rf '%s'", g.dir);
+	ts_s3_stop(&g.srv);
 	return 0;
 }
 
