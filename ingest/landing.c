@@ -28,6 +28,7 @@
 #include "mpulog.h"
 #include "reader.h"
 #include "versions.h"
+#include "xattrs.h"
 
 #define NODE_BUCKETS 256
 
@@ -332,24 +333,6 @@ static void fill_obj(struct land *l, struct cat_obj *o, const char *path, const 
 	o->source = "mount";
 }
 
-/* Copies the spool file's user.* xattrs into the catalog row's metadata. */
-static void import_xattrs(struct land *l, int fd, const char *path)
-{
-	char names[4096];
-	ssize_t n = flistxattr(fd, names, sizeof names);
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
-		const char *name = names + i;
-		if (strncmp(name, "user.", 5) != 0 || strncmp(name, "user.lzfs.", 10) == 0)
-			continue;
-		char val[4096];
-		ssize_t vl = fgetxattr(fd, name, val, sizeof val - 1);
-		if (vl < 0)
-			continue;
-		val[vl] = '\0';
-		cat_meta_set(l->cat, path, name + 5, val, NULL);
-	}
-}
-
 /* The row of the version being written: created pending on first need. */
 static int node_ensure_row(struct land *l, struct node *n, int fd, int64_t *id)
 {
@@ -450,7 +433,7 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 	}
 	pthread_mutex_unlock(&n->idmu);
 	if (rc == 0) {
-		import_xattrs(l, fd, path);
+		xa_import(l->cat, fd, path);
 		pthread_mutex_lock(&l->smu);
 		l->stats.files_ingested++;
 		l->stats.bytes_ingested += res->size;
@@ -719,7 +702,7 @@ static int retry_row(struct land *l, int64_t id)
 	if (rc == 0) {
 		rc = cat_obj_set_ingested(l->cat, id, (int64_t)res.size, res.sha256, res.etag);
 		if (rc == 0) {
-			import_xattrs(l, fd, o.path);
+			xa_import(l->cat, fd, o.path);
 			pthread_mutex_lock(&l->smu);
 			l->stats.files_ingested++;
 			l->stats.files_from_spool++;
