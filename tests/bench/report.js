@@ -148,15 +148,16 @@ p('(`make bench-s3`, [bench/s3.md](bench/s3.md)) and the catalog (`make bench-ca
 p('[bench/catalog.md](bench/catalog.md)).');
 p();
 // When each workload was measured (MERGE=1 runs re-measure some of them):
-// start|finish|load|reps|lzfs revision, from peers-meta.txt's measured.*.
+// start|finish|load|reps|lzfs revision|start of the run, from peers-meta.txt's
+// measured.*.
 const measured = {};
 for (const [k, v] of Object.entries(meta)) {
 	if (!k.startsWith('measured.')) continue;
-	const [start, finish, load, reps, rev] = v.split('|');
-	measured[k.slice(9)] = { start, finish, load, reps, rev };
+	const [start, finish, load, reps, rev, run] = v.split('|');
+	measured[k.slice(9)] = { start, finish, load, reps, rev, run };
 }
 const presentWls = WORKLOADS.filter((w) => rows.some((r) => r.workload === w));
-const runKeys = new Set(presentWls.map((w) => measured[w] ? `${measured[w].start}|${measured[w].finish}` : ''));
+const runKeys = new Set(presentWls.map((w) => (measured[w] ? measured[w].run : meta.started)));
 const oneRun = runKeys.size <= 1;
 p('## How this was measured');
 p();
