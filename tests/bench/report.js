@@ -216,8 +216,9 @@ const present = WORKLOADS.filter((w) => rows.some((r) => r.workload === w));
 const peers = CLIENTS.filter((c) => c !== 'lzfs' && c !== 'lzfs-spool' && rows.some((r) => r.client === c));
 p('## Summary');
 p();
-p('Time until the data is complete in S3, lzfs ÷ peer (below 1: lzfs is faster): the median of the');
-p('ratios of each repetition, with their min–max.');
+p('Time until the data is complete in S3 (for the read-back: until the local copy is complete),');
+p('lzfs ÷ peer (below 1: lzfs is faster): the median of the ratios of each repetition, with their');
+p('min–max.');
 p();
 p(`| workload | ${peers.map((c) => LABEL[c]).join(' | ')} |`);
 p(`|---|${peers.map(() => '---').join('|')}|`);
@@ -338,7 +339,7 @@ function clustered(name, title, ylabel, wls, measure, clients) {
 const mountsAndAws = ['lzfs', 'aws', 's3fs', 'rclone-writes', 'rclone-off'];
 const SHORT = { lzfs: 'lzfs', aws: 'aws s3 cp', s3fs: 's3fs', 'rclone-writes': 'rclone writes',
 	'rclone-off': 'rclone off', 'lzfs-spool': 'lzfs (spool copy)' };
-clustered('peers-throughput', 'Throughput until complete in S3 (higher is better; bars: min-max)',
+clustered('peers-throughput', 'Throughput: writes until complete in S3, read back until copied (higher is better; bars: min-max)',
 	'MiB/s', ['big', 'eight', 'read'], 'mibs', mountsAndAws);
 clustered('peers-files', 'Files per second until complete in S3 (higher is better; bars: min-max)',
 	'files/s', ['small', 'tree'], 'fps', mountsAndAws);
