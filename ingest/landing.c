@@ -808,7 +808,10 @@ static void *land_thread(void *arg)
 			node_put(l, w->n);
 			pthread_mutex_lock(&l->qmu);
 		}
-		parked++;
+		/* The periodic jobs (retention, orphan aborts, sweeps) are
+		 * always queued: they are not files. */
+		if (w->n || w->obj_id > 0)
+			parked++;
 		free(w);
 	}
 	l->qlen = 0;
