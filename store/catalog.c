@@ -307,6 +307,7 @@ enum req_op {
 	OP_META_SET,
 	OP_META_RM,
 	OP_EVENT,
+	OP_OBJ_ADD_MANY,
 };
 
 /* A write request lives on the caller's stack: the caller waits until the
@@ -323,6 +324,11 @@ struct req {
 	const char *s1, *s2, *s3, *s4;
 	const struct cat_obj *obj;
 	int version; /* out */
+	/* OP_OBJ_ADD_MANY: rows objs[0..nobjs), each with its own savepoint
+	 * and its own result (r->rc is unused). */
+	struct cat_obj *objs;
+	int *results;
+	size_t nobjs;
 };
 
 /* Net change of the totals table (see TOTALS_SQL). */
@@ -1328,9 +1334,10 @@ static int hex64(const char *s)
 	return 1;
 }
 
-static int w_op_obj_add(struct cat *c, struct req *r)
+/* Adds one object row: the body of cat_obj_add and of each row of
+ * cat_obj_add_many. *id_out and *version_out are set on success. */
+static int w_obj_add(struct cat *c, const struct cat_obj *o, int64_t *id_out, int *version_out)
 {
-	const struct cat_obj *o = r->obj;
 	/* Ingested at once: a small file already sent in one PUT and verified. */
 	int ingested = o->state == CAT_INGESTED;
 	if (!path_valid(o->path, 0) || !o->key || !*o->key) {
@@ -1425,9 +1432,14 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 		rc = w_event(c, id, NULL, "ingested", detail);
 		free(detail);
 	}
-	r->id = id;
-	r->version = version;
+	*id_out = id;
+	*version_out = version;
 	return rc;
+}
+
+static int w_op_obj_add(struct cat *c, struct req *r)
+{
+	return w_obj_add(c, r->obj, &r->id, &r->version);
 }
 
 /* Legal transitions, [from][to]. */
@@ -1786,6 +1798,8 @@ static int w_run(struct cat *c, struct req *r)
 		if (!r->s2 || !*r->s2)
 			return -EINVAL;
 		return w_event(c, r->id, r->s1, r->s2, r->s3);
+	case OP_OBJ_ADD_MANY: /* row by row, in w_run_row */
+		break;
 	}
 	return -EINVAL;
 }
@@ -1822,9 +1836,45 @@ static int w_simple(struct cat *c, enum wstmt id, const char *what)
 	return st ? st_exec(c, c->db, st, what) : -EIO;
 }
 
+/* Rows a request holds: what CAT_BATCH_MAX and the stats count. */
+static size_t req_rows(const struct req *r)
+{
+	return r->op == OP_OBJ_ADD_MANY ? r->nobjs : 1;
+}
+
+/* Fails whatever of q had not failed yet (its transaction is lost). */
+static void req_fail(struct req *q, int e)
+{
+	if (q->op != OP_OBJ_ADD_MANY) {
+		if (q->rc == 0)
+			q->rc = e;
+		return;
+	}
+	for (size_t i = 0; i < q->nobjs; i++)
+		if (q->results[i] == 0)
+			q->results[i] = e;
+}
+
+/* Runs row i of r (a request, or one row of a batch of adds). */
+static int w_run_row(struct cat *c, struct req *r, size_t i)
+{
+	if (r->op != OP_OBJ_ADD_MANY)
+		return r->rc = w_run(c, r);
+	struct cat_obj *o = &r->objs[i];
+	int64_t id = 0;
+	int version = 0;
+	int rc = w_obj_add(c, o, &id, &version);
+	if (rc == 0) {
+		o->id = id;
+		o->version = version;
+	}
+	return r->results[i] = rc;
+}
+
 /* Runs a batch of requests in as few transactions as possible: normally
- * one. Each request runs under its own savepoint, so a request that fails
- * is undone alone and the others still commit. */
+ * one. Each request, and each row of a batch of adds, runs under its own
+ * savepoint, so one that fails is undone alone and the others still
+ * commit. */
 static void run_batch(struct cat *c, struct req *batch, struct req *end)
 {
 	struct req *r = batch;
@@ -1833,33 +1883,41 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 		int rc = w_simple(c, W_BEGIN, "beginning a transaction");
 		if (rc) {
 			for (; r != end; r = r->next)
-				r->rc = rc;
+				req_fail(r, rc);
 			return;
 		}
 		int broken = 0;
 		memset(&c->txn_tally, 0, sizeof c->txn_tally);
 		for (; r != end && !broken; r = r->next) {
-			memset(&c->req_tally, 0, sizeof c->req_tally);
-			rc = w_simple(c, W_SAVEPOINT, "savepoint");
-			r->rc = rc ? rc : w_run(c, r);
-			if (sqlite3_get_autocommit(c->db)) {
-				/* SQLite rolled the whole transaction back (disk
-				 * full, I/O error): the requests before this one
-				 * are lost as well. Start again with the rest. */
-				int e = r->rc ? r->rc : -EIO;
-				for (struct req *q = first; q != r->next; q = q->next)
-					if (q->rc == 0)
-						q->rc = e;
-				log_err("catalog %s: transaction rolled back by SQLite; %s",
-				        c->file, strerror(-e));
-				broken = 1;
-				continue;
+			size_t rows = req_rows(r);
+			for (size_t i = 0; i < rows; i++) {
+				memset(&c->req_tally, 0, sizeof c->req_tally);
+				rc = w_simple(c, W_SAVEPOINT, "savepoint");
+				if (rc == 0)
+					rc = w_run_row(c, r, i);
+				else if (r->op == OP_OBJ_ADD_MANY)
+					r->results[i] = rc;
+				else
+					r->rc = rc;
+				if (sqlite3_get_autocommit(c->db)) {
+					/* SQLite rolled the whole transaction
+					 * back (disk full, I/O error): the
+					 * requests before this one are lost as
+					 * well. Start again with the rest. */
+					int e = rc ? rc : -EIO;
+					for (struct req *q = first; q != r->next; q = q->next)
+						req_fail(q, e);
+					log_err("catalog %s: transaction rolled back by SQLite; %s",
+					        c->file, strerror(-e));
+					broken = 1;
+					break;
+				}
+				if (rc)
+					w_simple(c, W_ROLLBACK_TO, "rolling back a request");
+				else
+					tally_add(&c->txn_tally, &c->req_tally);
+				w_simple(c, W_RELEASE, "releasing a savepoint");
 			}
-			if (r->rc)
-				w_simple(c, W_ROLLBACK_TO, "rolling back a request");
-			else
-				tally_add(&c->txn_tally, &c->req_tally);
-			w_simple(c, W_RELEASE, "releasing a savepoint");
 		}
 		if (broken)
 			continue;
@@ -1870,8 +1928,7 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 			if (!sqlite3_get_autocommit(c->db))
 				w_simple(c, W_ROLLBACK, "rolling back");
 			for (struct req *q = first; q != r; q = q->next)
-				if (q->rc == 0)
-					q->rc = rc;
+				req_fail(q, rc);
 		} else {
 			pthread_mutex_lock(&c->qlock);
 			c->stats.transactions++;
@@ -1896,8 +1953,8 @@ static void *writer_main(void *arg)
 		struct req *batch = c->qhead, *end = batch;
 		uint64_t n = 0;
 		while (end && n < CAT_BATCH_MAX) {
+			n += req_rows(end);
 			end = end->next;
-			n++;
 		}
 		c->qhead = end;
 		if (!end)
@@ -1914,8 +1971,13 @@ static void *writer_main(void *arg)
 		int64_t busy = clock_ns(CLOCK_MONOTONIC) - t0;
 
 		uint64_t failed = 0;
-		for (struct req *r = batch; r != end; r = r->next)
-			failed += r->rc != 0;
+		for (struct req *r = batch; r != end; r = r->next) {
+			if (r->op != OP_OBJ_ADD_MANY)
+				failed += r->rc != 0;
+			else
+				for (size_t i = 0; i < r->nobjs; i++)
+					failed += r->results[i] != 0;
+		}
 		pthread_mutex_lock(&c->qlock);
 		c->stats.requests += n;
 		c->stats.failed += failed;
@@ -1994,6 +2056,34 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o)
 		o->current = 1;
 	}
 	return rc;
+}
+
+int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results)
+{
+	int first_err = 0;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < CAT_ADD_MANY_MAX ? n - done : CAT_ADD_MANY_MAX;
+		struct req r = {
+		    .op = OP_OBJ_ADD_MANY, .objs = objs + done, .results = results + done, .nobjs = k};
+		memset(results + done, 0, k * sizeof *results);
+		int rc = submit(cat, &r);
+		for (size_t i = done; i < done + k; i++) {
+			if (rc && results[i] == 0)
+				results[i] = rc; /* never reached the writer */
+			if (results[i] == 0) {
+				if (objs[i].state != CAT_INGESTED)
+					objs[i].state = CAT_PENDING;
+				objs[i].current = 1;
+			} else {
+				objs[i].id = 0;
+				objs[i].version = 0;
+				if (!first_err)
+					first_err = results[i];
+			}
+		}
+		done += k;
+	}
+	return first_err;
 }
 
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id)

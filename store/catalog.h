@@ -37,6 +37,7 @@
 #ifndef LZFS_CATALOG_H
 #define LZFS_CATALOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum cat_state {
@@ -101,7 +102,8 @@ void cat_close(struct cat *cat);
  * transaction is the group-commit batching factor (one WAL fsync per
  * transaction). */
 struct cat_stats {
-	uint64_t requests;     /* write requests executed */
+	uint64_t requests;     /* write requests executed (each row of
+	                        * cat_obj_add_many counts as one) */
 	uint64_t failed;       /* of which returned an error */
 	uint64_t transactions; /* committed write transactions */
 	uint64_t max_batch;    /* most requests taken at once */
@@ -138,6 +140,16 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * refused (-EINVAL). Events: "add", then "ingested". The new version
  * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
+/* Registers n objects as cat_obj_add does each, in one request to the
+ * writer (one commit waited for, not n). Each row runs under its own
+ * savepoint: a row that fails is undone alone and the others are
+ * registered. results[i] is row i's fate: 0 (objs[i].id, version, current
+ * set as by cat_obj_add) or its negative errno (-EEXIST, -EISDIR, -EINVAL,
+ * ...; a failed commit fails every row it held). Returns 0 if every row was
+ * registered, else the errno of the first row that failed. Rows beyond
+ * CAT_ADD_MANY_MAX go in further requests, committed in turn. */
+#define CAT_ADD_MANY_MAX 1000
+int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results);
 
 /* Transitions; each also appends an event. */
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id);
