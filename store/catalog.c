@@ -195,6 +195,9 @@ enum wstmt {
 	W_META_DEL,
 	W_TOTALS,
 	W_ADD_PROBE,
+	W_SEG_SAVEPOINT,
+	W_SEG_RELEASE,
+	W_SEG_ROLLBACK_TO,
 	W_COUNT
 };
 
@@ -257,6 +260,9 @@ static const char *const wsql[W_COUNT] = {
                     " (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
                     " (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
                     " FROM objects WHERE path = ?1) AS v",
+    [W_SEG_SAVEPOINT] = "SAVEPOINT seg",
+    [W_SEG_RELEASE] = "RELEASE seg",
+    [W_SEG_ROLLBACK_TO] = "ROLLBACK TO seg",
 };
 
 enum rstmt {
@@ -350,6 +356,7 @@ struct cat {
 	sqlite3 *db; /* the writer's; the writer thread owns it while running */
 	sqlite3_stmt *ws[W_COUNT];
 	struct tally req_tally; /* of the request running */
+	struct tally seg_tally; /* of the requests done in this segment */
 	struct tally txn_tally; /* of the requests done in this transaction */
 	int busy_ms;            /* atomic: set by any thread */
 	int busy_applied;       /* the writer's */
@@ -1871,13 +1878,42 @@ static int w_run_row(struct cat *c, struct req *r, size_t i)
 	return r->results[i] = rc;
 }
 
+/* The next unit of work after (r, i): the next row, or the next request. */
+static void unit_next(struct req **r, size_t *i)
+{
+	if (++*i >= req_rows(*r)) {
+		*r = (*r)->next;
+		*i = 0;
+	}
+}
+
+/* SQLite rolled the whole transaction back (disk full, I/O error): the
+ * requests from first to r are lost; the caller starts again after r. */
+static void txn_lost(struct cat *c, struct req *first, struct req *r, int rc)
+{
+	int e = rc ? rc : -EIO;
+	for (struct req *q = first; q != r->next; q = q->next)
+		req_fail(q, e);
+	log_err("catalog %s: transaction rolled back by SQLite; %s", c->file, strerror(-e));
+}
+
 /* Runs a batch of requests in as few transactions as possible: normally
- * one. Each request, and each row of a batch of adds, runs under its own
- * savepoint, so one that fails is undone alone and the others still
- * commit. */
+ * one. A request, or a row of a batch of adds, that fails is undone alone
+ * and the others still commit.
+ *
+ * A savepoint per request made SQLite copy every page the request touched
+ * into its sub-journal: a third of the writer's instructions for an add.
+ * So requests run in segments, one savepoint for many of them. A request
+ * that fails without having changed a row (sqlite3_total_changes64, which
+ * a statement SQLite rolled back does not count) needs no undo. One that
+ * fails after changing rows rolls the segment back; the requests before it
+ * in the segment, which succeeded on the same data, run again each under
+ * its own savepoint; the failed one keeps its result; a new segment starts
+ * after it. Each request thus runs at most twice. */
 static void run_batch(struct cat *c, struct req *batch, struct req *end)
 {
 	struct req *r = batch;
+	size_t i = 0;
 	while (r != end) {
 		struct req *first = r;
 		int rc = w_simple(c, W_BEGIN, "beginning a transaction");
@@ -1886,41 +1922,70 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 				req_fail(r, rc);
 			return;
 		}
-		int broken = 0;
+		int broken = 0, seg_open = 0;
+		struct req *seg_r = NULL;
+		size_t seg_i = 0;
 		memset(&c->txn_tally, 0, sizeof c->txn_tally);
-		for (; r != end && !broken; r = r->next) {
-			size_t rows = req_rows(r);
-			for (size_t i = 0; i < rows; i++) {
-				memset(&c->req_tally, 0, sizeof c->req_tally);
-				rc = w_simple(c, W_SAVEPOINT, "savepoint");
-				if (rc == 0)
-					rc = w_run_row(c, r, i);
-				else if (r->op == OP_OBJ_ADD_MANY)
-					r->results[i] = rc;
-				else
-					r->rc = rc;
-				if (sqlite3_get_autocommit(c->db)) {
-					/* SQLite rolled the whole transaction
-					 * back (disk full, I/O error): the
-					 * requests before this one are lost as
-					 * well. Start again with the rest. */
-					int e = rc ? rc : -EIO;
-					for (struct req *q = first; q != r->next; q = q->next)
-						req_fail(q, e);
-					log_err("catalog %s: transaction rolled back by SQLite; %s",
-					        c->file, strerror(-e));
+		while (r != end && !broken) {
+			if (!seg_open) {
+				if ((rc = w_simple(c, W_SEG_SAVEPOINT, "savepoint"))) {
+					txn_lost(c, first, r, rc);
 					broken = 1;
 					break;
 				}
-				if (rc)
-					w_simple(c, W_ROLLBACK_TO, "rolling back a request");
-				else
-					tally_add(&c->txn_tally, &c->req_tally);
-				w_simple(c, W_RELEASE, "releasing a savepoint");
+				seg_open = 1;
+				seg_r = r;
+				seg_i = i;
+				memset(&c->seg_tally, 0, sizeof c->seg_tally);
 			}
+			memset(&c->req_tally, 0, sizeof c->req_tally);
+			sqlite3_int64 changes = sqlite3_total_changes64(c->db);
+			rc = w_run_row(c, r, i);
+			if (sqlite3_get_autocommit(c->db)) {
+				txn_lost(c, first, r, rc);
+				broken = 1;
+				break;
+			}
+			if (rc == 0) {
+				tally_add(&c->seg_tally, &c->req_tally);
+			} else if (sqlite3_total_changes64(c->db) != changes) {
+				/* Undo the segment and redo its good part. */
+				w_simple(c, W_SEG_ROLLBACK_TO, "rolling back a segment");
+				memset(&c->seg_tally, 0, sizeof c->seg_tally);
+				for (struct req *q = seg_r; q != r || seg_i != i; unit_next(&q, &seg_i)) {
+					memset(&c->req_tally, 0, sizeof c->req_tally);
+					int e = w_simple(c, W_SAVEPOINT, "savepoint");
+					if (e == 0)
+						e = w_run_row(c, q, seg_i);
+					if (sqlite3_get_autocommit(c->db)) {
+						txn_lost(c, first, r, e);
+						broken = 1;
+						break;
+					}
+					if (e)
+						w_simple(c, W_ROLLBACK_TO, "rolling back a request");
+					else
+						tally_add(&c->seg_tally, &c->req_tally);
+					w_simple(c, W_RELEASE, "releasing a savepoint");
+				}
+				if (broken)
+					break;
+				w_simple(c, W_SEG_RELEASE, "releasing a savepoint");
+				tally_add(&c->txn_tally, &c->seg_tally);
+				seg_open = 0;
+			}
+			unit_next(&r, &i);
 		}
-		if (broken)
+		if (broken) {
+			/* Start again after the request that was running. */
+			r = r->next;
+			i = 0;
 			continue;
+		}
+		if (seg_open) {
+			w_simple(c, W_SEG_RELEASE, "releasing a savepoint");
+			tally_add(&c->txn_tally, &c->seg_tally);
+		}
 		rc = w_totals(c);
 		if (rc == 0)
 			rc = w_simple(c, W_COMMIT, "committing");
