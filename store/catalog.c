@@ -25,7 +25,7 @@
 #define CAT_SCHEMA_VERSION  3
 #define CAT_APP_ID          0x4c5a4653 /* "LZFS", PRAGMA application_id */
 #define CAT_FORMAT          "lzfs catalog"
-#define CAT_BATCH_MAX       1000 /* requests per transaction */
+#define CAT_BATCH_MAX       1000 /* rows per transaction (a batch of adds: its rows) */
 #define CAT_BUSY_MS         10000
 #define CAT_POOL_IDLE       8     /* idle read connections kept open */
 #define CAT_CKPT_PAGES      1000  /* WAL pages that wake the checkpointer */
@@ -1987,8 +1987,14 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 			tally_add(&c->txn_tally, &c->seg_tally);
 		}
 		rc = w_totals(c);
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC), u0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		if (rc == 0)
 			rc = w_simple(c, W_COMMIT, "committing");
+		int64_t t1 = clock_ns(CLOCK_MONOTONIC), u1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		pthread_mutex_lock(&c->qlock);
+		c->stats.commit_ns += t1 - t0;
+		c->stats.commit_cpu_ns += u1 - u0;
+		pthread_mutex_unlock(&c->qlock);
 		if (rc) {
 			if (!sqlite3_get_autocommit(c->db))
 				w_simple(c, W_ROLLBACK, "rolling back");

@@ -225,7 +225,8 @@ int main(int argc, char **argv)
 	    "names %s\nmode %s\nbatch %d\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
 	    "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
 	    "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
-	    "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n",
+	    "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n"
+	    "writer_commit_s %.2f\nwriter_commit_cpu_s %.2f\nwriter_waiting_s %.2f\n",
 	    spread ? "per-thread" : "sequential",
 	    full  ? "full"
 	    : one ? "ingested"
@@ -235,7 +236,9 @@ int main(int argc, char **argv)
 	    (double)st.requests / (st.transactions ? st.transactions : 1),
 	    (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
 	    st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
-	    (unsigned long long)st.checkpoints);
+	    (unsigned long long)st.checkpoints, st.commit_ns / 1e9, st.commit_cpu_ns / 1e9,
+	    /* busy, neither on a CPU nor in COMMIT: waiting for a core */
+	    (st.busy_ns - (st.commit_ns - st.commit_cpu_ns) - (double)st.cpu_ns) / 1e9);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */
