@@ -2037,9 +2037,10 @@ static void *writer_main(void *arg)
 			sqlite3_busy_timeout(c->db, busy_ms);
 			c->busy_applied = busy_ms;
 		}
-		int64_t t0 = clock_ns(CLOCK_MONOTONIC);
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC), u0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		run_batch(c, batch, end);
 		int64_t busy = clock_ns(CLOCK_MONOTONIC) - t0;
+		int64_t u1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 
 		uint64_t failed = 0;
 		for (struct req *r = batch; r != end; r = r->next) {
@@ -2055,7 +2056,8 @@ static void *writer_main(void *arg)
 		if (n > c->stats.max_batch)
 			c->stats.max_batch = n;
 		c->stats.busy_ns += busy;
-		c->stats.cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		c->stats.busy_cpu_ns += u1 - u0;
+		c->stats.cpu_ns = u1;
 		pthread_mutex_unlock(&c->qlock);
 		/* Waiters are woken outside qlock, so none of them blocks on
 		 * it right after waking. */

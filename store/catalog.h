@@ -110,8 +110,10 @@ struct cat_stats {
 	uint64_t busy_ns;      /* writer time inside transactions (wall) */
 	uint64_t cpu_ns;       /* writer thread CPU time */
 	uint64_t checkpoints;  /* WAL checkpoints run by the checkpointer */
-	uint64_t commit_ns;    /* of busy_ns, in COMMIT (WAL write + fsync) */
-	uint64_t commit_cpu_ns; /* of cpu_ns, in COMMIT */
+	uint64_t busy_cpu_ns;  /* of cpu_ns, inside transactions */
+	uint64_t commit_ns;    /* of busy_ns, in COMMIT (WAL write, fsync, and
+	                        * checkpoints the writer runs itself) */
+	uint64_t commit_cpu_ns; /* of busy_cpu_ns, in COMMIT */
 };
 void cat_stats(struct cat *cat, struct cat_stats *out);
 /* How long a write or read waits for a lock held by another process before

@@ -238,7 +238,7 @@ int main(int argc, char **argv)
 	    st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
 	    (unsigned long long)st.checkpoints, st.commit_ns / 1e9, st.commit_cpu_ns / 1e9,
 	    /* busy, neither on a CPU nor in COMMIT: waiting for a core */
-	    (st.busy_ns - (st.commit_ns - st.commit_cpu_ns) - (double)st.cpu_ns) / 1e9);
+	    (st.busy_ns - (st.commit_ns - st.commit_cpu_ns) - (double)st.busy_cpu_ns) / 1e9);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */

@@ -40,10 +40,12 @@ run spread -n "$SMALL" -t "$THREADS" -m add -l 0 -s
 
 row() {
 	local n=$1 label=$2
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(v "$n" rows)" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(v "$n" rows)" \
 		"$(v "$n" threads)" "$(v "$n" rows_per_s)" "$(v "$n" requests_per_s)" \
 		"$(v "$n" requests_per_transaction)" "$(v "$n" writer_cpu_us_per_row)" \
-		"$(v "$n" seconds)" "$(v "$n" load_before) / $(v "$n" load_after)"
+		"$(v "$n" seconds)" \
+		"$(v "$n" writer_busy_s) / $(v "$n" writer_cpu_s) / $(v "$n" writer_commit_s) / $(v "$n" writer_waiting_s)" \
+		"$(v "$n" load_before) / $(v "$n" load_after)"
 }
 
 results=$(
@@ -58,8 +60,8 @@ results=$(
 	echo
 	echo "Registrations (each call waits for its commit; names in sequence unless noted; a batch is one \`cat_obj_add_many\` call, one writer request):"
 	echo
-	echo "| run | rows | threads | rows/s | requests/s | requests/commit | writer CPU µs/row | seconds | load avg before / after |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| run | rows | threads | rows/s | requests/s | requests/commit | writer CPU µs/row | seconds | writer s: busy / CPU / in COMMIT / waiting for a core | load avg before / after |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
 	row add "add only"
 	row full "add + uploading + ingested"
 	row ingested "add as ingested (one request)"
