@@ -144,14 +144,16 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * refused (-EINVAL). Events: "add", then "ingested". The new version
  * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
-/* Registers n objects as cat_obj_add does each, in one request to the
- * writer (one commit waited for, not n). Each row runs under its own
- * savepoint: a row that fails is undone alone and the others are
- * registered. results[i] is row i's fate: 0 (objs[i].id, version, current
- * set as by cat_obj_add) or its negative errno (-EEXIST, -EISDIR, -EINVAL,
- * ...; a failed commit fails every row it held). Returns 0 if every row was
- * registered, else the errno of the first row that failed. Rows beyond
- * CAT_ADD_MANY_MAX go in further requests, committed in turn. */
+/* Registers n objects as cat_obj_add does each, in order, in one request
+ * to the writer (one commit waited for, not n). A row that fails is undone
+ * alone and the others are registered. results[i] is row i's fate: 0
+ * (objs[i].id, version, state, current set as by cat_obj_add) or its
+ * negative errno (-EINVAL, -EISDIR, -ENOTDIR, -EEXIST, ...; then objs[i].id
+ * and version are 0; a failed commit fails every row it held). The same
+ * path twice in one batch makes two versions, as two cat_obj_add would.
+ * Returns 0 if every row was registered, else the errno of the first row
+ * that failed. Rows beyond CAT_ADD_MANY_MAX go in further requests,
+ * committed in turn. */
 #define CAT_ADD_MANY_MAX 1000
 int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results);
 
