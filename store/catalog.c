@@ -330,8 +330,8 @@ struct req {
 	const char *s1, *s2, *s3, *s4;
 	const struct cat_obj *obj;
 	int version; /* out */
-	/* OP_OBJ_ADD_MANY: rows objs[0..nobjs), each with its own savepoint
-	 * and its own result (r->rc is unused). */
+	/* OP_OBJ_ADD_MANY: rows objs[0..nobjs), each undone alone if it fails,
+	 * each with its own result (r->rc is unused). */
 	struct cat_obj *objs;
 	int *results;
 	size_t nobjs;
@@ -1878,6 +1878,12 @@ static int w_run_row(struct cat *c, struct req *r, size_t i)
 	return r->results[i] = rc;
 }
 
+/* The result of unit (r, i) so far. */
+static int unit_rc(const struct req *r, size_t i)
+{
+	return r->op == OP_OBJ_ADD_MANY ? r->results[i] : r->rc;
+}
+
 /* The next unit of work after (r, i): the next row, or the next request. */
 static void unit_next(struct req **r, size_t *i)
 {
@@ -1909,7 +1915,8 @@ static void txn_lost(struct cat *c, struct req *first, struct req *r, int rc)
  * fails after changing rows rolls the segment back; the requests before it
  * in the segment, which succeeded on the same data, run again each under
  * its own savepoint; the failed one keeps its result; a new segment starts
- * after it. Each request thus runs at most twice. */
+ * after it. Each request thus runs at most twice, and only when a request
+ * after it in its segment failed late. */
 static void run_batch(struct cat *c, struct req *batch, struct req *end)
 {
 	struct req *r = batch;
@@ -1953,6 +1960,10 @@ static void run_batch(struct cat *c, struct req *batch, struct req *end)
 				w_simple(c, W_SEG_ROLLBACK_TO, "rolling back a segment");
 				memset(&c->seg_tally, 0, sizeof c->seg_tally);
 				for (struct req *q = seg_r; q != r || seg_i != i; unit_next(&q, &seg_i)) {
+					/* One that failed changed nothing and would
+					 * fail again the same way. */
+					if (unit_rc(q, seg_i))
+						continue;
 					memset(&c->req_tally, 0, sizeof c->req_tally);
 					int e = w_simple(c, W_SAVEPOINT, "savepoint");
 					if (e == 0)
