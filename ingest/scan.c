@@ -465,7 +465,8 @@ int scan_tmpl_expand(const struct scan_tmpl *t, const char *prefix, const char *
 	memcpy(v.stem, v.name, sl);
 	v.stem[sl] = '\0';
 	snprintf(v.ext, sizeof v.ext, "%s", dot ? dot + 1 : "");
-	time_t secs = (time_t)(mtime_ns / 1000000000);
+	/* floor: an mtime of -0.5 s is 23:59:59 on 1969-12-31, not 1970 */
+	time_t secs = (time_t)(mtime_ns / 1000000000 - (mtime_ns % 1000000000 < 0));
 	struct tm tm;
 	gmtime_r(&secs, &tm);
 	snprintf(v.yyyy, sizeof v.yyyy, "%04d", (tm.tm_year + 1900) % 10000);
