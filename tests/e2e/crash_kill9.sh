@@ -4,8 +4,8 @@
 # out of band, then restart on the same landing directory. Every file whose
 # close() returned 0 and every dropped file must be in S3, byte-identical,
 # ingested exactly once; files cut off mid-write are complete from the spool
-# or reported failed/pending with a reason (or, without a catalog row, still
-# in the spool for the rescanner); no multipart upload stays open.
+# (taken by the rescanner if the daemon never registered them) or reported
+# failed/pending with a reason; no multipart upload stays open.
 #   TORTURE=1: 20 rounds (else 3). CRASH_SEED=N replays one run.
 . "$(dirname "$0")/lib.sh"
 require_fuse "crash kill -9"
@@ -40,7 +40,7 @@ unregistered() {
 			AND path LIKE '$1/%'" 2>/dev/null | sort) | wc -l
 }
 # drop_oob SRC DIR: what an NFS client or a transfer tool does, one file
-# every 0.25 s: odd ones staged beside the spool and renamed in (rsync),
+# every 0.25 s: odd ones staged beside the spool and renamed in (as rsync does),
 # even ones copied in place (cp), so the rescanner sees growing files too.
 drop_oob() {
 	local src=$1 dst=$2 stage=$T_DIR/stage.${2##*/} k=0 f
