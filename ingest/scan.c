@@ -465,7 +465,8 @@ int scan_tmpl_expand(const struct scan_tmpl *t, const char *prefix, const char *
 	memcpy(v.stem, v.name, sl);
 	v.stem[sl] = '\0';
 	snprintf(v.ext, sizeof v.ext, "%s", dot ? dot + 1 : "");
-	time_t secs = (time_t)(mtime_ns / 1000000000);
+	/* floor: an mtime of -0.5 s is 23:59:59 on 1969-12-31, not 1970 */
+	time_t secs = (time_t)(mtime_ns / 1000000000 - (mtime_ns % 1000000000 < 0));
 	struct tm tm;
 	gmtime_r(&secs, &tm);
 	snprintf(v.yyyy, sizeof v.yyyy, "%04d", (tm.tm_year + 1900) % 10000);
@@ -811,6 +812,11 @@ struct scan_ctx {
 	int stopping, cancelled;
 	struct task *batch;        /* being filled by scan_submit */
 	struct scan_stats st;
+	/* Paths a worker is deciding on or sending (under mu): a path queued
+	 * twice (a rescanner walk finds it again before the first upload
+	 * registered it) must not be sent, and cataloged, twice. */
+	char **claimed;
+	int nclaimed, capclaimed;
 
 	pthread_t *threads;
 	int nthreads;
@@ -1262,6 +1268,7 @@ void scan_free(struct scan_ctx *c)
 	pthread_cond_destroy(&c->slot_cv);
 	pthread_mutex_destroy(&c->slot_mu);
 	pthread_mutex_destroy(&c->mu);
+	free(c->claimed);
 	free(c);
 }
 
@@ -1779,8 +1786,64 @@ static int transient(int rc)
 	}
 }
 
-/* One attempt at the file relpath below rootfd. */
+/* 1 if rel is now this worker's, 0 if another worker has it, -ENOMEM.
+ * At most one entry per worker thread: a linear search is enough. */
+static int claim(struct scan_ctx *c, const char *rel)
+{
+	int rc = 1;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < c->nclaimed && rc; i++)
+		if (strcmp(c->claimed[i], rel) == 0)
+			rc = 0;
+	if (rc && c->nclaimed == c->capclaimed) {
+		int cap = c->capclaimed ? c->capclaimed * 2 : 16;
+		char **n = realloc(c->claimed, (size_t)cap * sizeof *n);
+		if (n) {
+			c->claimed = n;
+			c->capclaimed = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 1)
+		c->claimed[c->nclaimed++] = (char *)rel;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static void unclaim(struct scan_ctx *c, const char *rel)
+{
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < c->nclaimed; i++)
+		if (c->claimed[i] == rel) {
+			c->claimed[i] = c->claimed[--c->nclaimed];
+			break;
+		}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static enum outcome file_attempt(struct scan_ctx *c, int rootfd, const char *rel, struct fres *f);
+
+/* One attempt at the file relpath below rootfd, unless another worker is
+ * on the same path: then this copy of the task is dropped (counted busy);
+ * the other decides, and anything that changes later is found again. */
 static enum outcome file_once(struct scan_ctx *c, int rootfd, const char *rel, struct fres *f)
+{
+	int rc = claim(c, rel);
+	if (rc < 0) {
+		snprintf(f->err, sizeof f->err, "%s", strerror(-rc));
+		return O_RETRY;
+	}
+	if (rc == 0) {
+		log_debug("%s: queued twice; another worker has it", rel);
+		return O_BUSY;
+	}
+	enum outcome out = file_attempt(c, rootfd, rel, f);
+	unclaim(c, rel);
+	return out;
+}
+
+static enum outcome file_attempt(struct scan_ctx *c, int rootfd, const char *rel, struct fres *f)
 {
 	struct stat st;
 	int fd = open_regular(rootfd, rel, &st);

@@ -94,9 +94,9 @@ def main():
             path = root + "/" + rel
             r = [x for x in rows(path) if x[4] == 1]
             if not r:
-                # TODO(scan): the rescanner (branch scan) ingests files that never
-                # got a catalog row; until it is merged we only check that the
-                # spool still holds them.
+                # Never registered (cut off before the daemon saw it): still
+                # in the spool for the rescanner, which crash_kill9 waits for
+                # and requires to have taken every such file.
                 c["cut_unregistered"] += 1
                 continue
             oid, state, rsha, rsize, cur, err = r[0]
