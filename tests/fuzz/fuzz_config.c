@@ -28,13 +28,7 @@
 #include "log.h"
 #include "opts.h"
 
-#ifndef CHECK
-#define CHECK(c) \
-	do { \
-		if (!(c)) \
-			__builtin_trap(); \
-	} while (0)
-#endif
+#include "check.h"
 
 #define MARK "Fz9SECRETqv7Kx"
 

@@ -15,15 +15,7 @@
 
 #include "opts.h"
 
-/* A broken promise crashes the fuzzer; tests/unit/test_fuzz_*.c replay the
- * corpus with their own CHECK that reports instead. */
-#ifndef CHECK
-#define CHECK(c) \
-	do { \
-		if (!(c)) \
-			__builtin_trap(); \
-	} while (0)
-#endif
+#include "check.h"
 
 /* The grammar of a size, written out independently. */
 static int ref_size(const char *s, uint64_t *out)

@@ -12,15 +12,7 @@
 
 #include "s3xml.h"
 
-/* A broken promise crashes the fuzzer; tests/unit/test_fuzz_*.c replay the
- * corpus with their own CHECK that reports instead. */
-#ifndef CHECK
-#define CHECK(c) \
-	do { \
-		if (!(c)) \
-			__builtin_trap(); \
-	} while (0)
-#endif
+#include "check.h"
 
 static void check_rc(int rc, const struct s3x_error *e)
 {

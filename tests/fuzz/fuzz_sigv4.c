@@ -14,15 +14,7 @@
 
 #include "sigv4.h"
 
-/* A broken promise crashes the fuzzer; tests/unit/test_fuzz_*.c replay the
- * corpus with their own CHECK that reports instead. */
-#ifndef CHECK
-#define CHECK(c) \
-	do { \
-		if (!(c)) \
-			__builtin_trap(); \
-	} while (0)
-#endif
+#include "check.h"
 
 static int unreserved(unsigned char c)
 {

@@ -19,13 +19,7 @@
 
 #include "scan.h"
 
-#ifndef CHECK
-#define CHECK(c) \
-	do { \
-		if (!(c)) \
-			__builtin_trap(); \
-	} while (0)
-#endif
+#include "check.h"
 
 /* Segments between '/' are all real names. */
 static int segments_ok(const char *k)
