@@ -14,7 +14,8 @@ src=$T_DIR/src/lzfs
 mkdir -p "$src"
 (cd "$LZFS_ROOT" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$src"
 start=$SECONDS
-(cd "$src" && DEB_BUILD_OPTIONS="parallel=$(nproc)" timeout 300 dpkg-buildpackage -us -uc -b) \
+# (make check SAN=1 passes SAN=1 down in MAKEFLAGS: a package build starts clean)
+(cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES DEB_BUILD_OPTIONS="parallel=$(nproc)" timeout 300 dpkg-buildpackage -us -uc -b) \
 	>"$T_DIR/build.log" 2>&1
 rc=$?
 deb=$(ls "$T_DIR"/src/lzfs_*_*.deb 2>/dev/null | grep -v dbgsym | head -1)
