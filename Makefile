@@ -10,7 +10,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-PKGS    := fuse3 libcurl sqlite3 expat openssl inih libsystemd
+PKGS    := fuse3 libcurl sqlite3 expat openssl inih libsystemd libpq
 
 ifeq ($(SAN),1)
 BUILD   ?= build/san

@@ -340,7 +340,8 @@ int main(int argc, char **argv)
 	fuse = fuse_new(&args, &fs_ops, sizeof fs_ops, &holder);
 	if (!fuse) /* libfuse printed which option it does not know */
 		goto out;
-	if (opt_make_absolute(&o.landing) < 0 || opt_make_absolute(&o.catalog) < 0 ||
+	int cat_url = o.catalog && strstr(o.catalog, "://"); /* PostgreSQL */
+	if (opt_make_absolute(&o.landing) < 0 || (!cat_url && opt_make_absolute(&o.catalog) < 0) ||
 	    opt_make_absolute(&o.credentials) < 0 || opt_make_absolute(&o.log_file) < 0 ||
 	    opt_make_absolute(&o.ca_file) < 0)
 		goto out;
@@ -358,9 +359,11 @@ int main(int argc, char **argv)
 			strerror(-rc));
 		goto out;
 	}
+	char cat_name[1024];
+	cat_redact(o.catalog, cat_name, sizeof cat_name); /* never log a password */
 	rc = cat_open(o.catalog, CAT_CREATE, &cat);
 	if (rc < 0) {
-		fprintf(stderr, "lzfs: catalog %s cannot be used (%s)\n", o.catalog, strerror(-rc));
+		fprintf(stderr, "lzfs: catalog %s cannot be used (%s)\n", cat_name, strerror(-rc));
 		goto out;
 	}
 	cat_close(cat);
@@ -440,7 +443,8 @@ int main(int argc, char **argv)
 				.busy = rescan_busy,
 				.busy_arg = land,
 			},
-			.catalog_file = o.catalog,
+			/* Scan jobs keep lock files next to an SQLite catalog. */
+			.catalog_file = cat_url ? NULL : o.catalog,
 			.run_jobs = 1,
 			.s3cfg = &s3cfg,
 		};
@@ -452,7 +456,7 @@ int main(int argc, char **argv)
 		signal(SIGUSR1, on_usr1);
 	}
 	log_notice("mounted s3://%s/%s at %s (landing %s, catalog %s, part_size %llu, mem_limit %llu, "
-		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, o.catalog,
+		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, cat_name,
 		   (unsigned long long)o.part_size, (unsigned long long)o.mem_limit,
 		   o.durability == LAND_DUR_CLOSE ? "close" : "async");
 
