@@ -233,6 +233,15 @@ static int errno_of_state(const char *st)
 	return -EIO;
 }
 
+/* The server ended the session (restart, pg_terminate_backend) or the
+ * network dropped it: reconnecting is the cure. */
+static int conn_lost(PGconn *db, const char *st)
+{
+	return PQstatus(db) == CONNECTION_BAD ||
+	       (st && (strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 ||
+	               strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0));
+}
+
 /* A race lost to another host or a deadlock: the batch may simply run again. */
 static int transient_state(const char *st)
 {
@@ -567,7 +576,11 @@ static int w_prepare(struct catpg *c, enum req_op op)
 	if (c->prepared[op])
 		return 0;
 	PGresult *res = PQprepare(c->db, wname[op], wsql[op], 0, NULL);
-	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : res_fail(c, c->db, res, wsql[op]);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = conn_lost(c->db, PQresultErrorField(res, PG_DIAG_SQLSTATE))
+		         ? -ENOTCONN
+		         : res_fail(c, c->db, res, wsql[op]);
 	PQclear(res);
 	if (rc == 0)
 		c->prepared[op] = 1;
@@ -622,9 +635,17 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 	PGconn *db = c->db;
 	struct tally total = {0};
 	*fail_state_out = NULL;
-	for (int op = 0; op < OP_COUNT; op++)
-		if (w_prepare(c, op) < 0)
-			return PQstatus(db) == CONNECTION_BAD ? A_RECONNECT : A_FAILED;
+	for (int op = 0; op < OP_COUNT; op++) {
+		int rc = w_prepare(c, op);
+		if (rc == -ENOTCONN) {
+			log_warn("catalog %s: connection lost; reconnecting", c->name);
+			return A_RECONNECT;
+		}
+		if (rc < 0) {
+			*fail_rc = rc;
+			return A_FAILED;
+		}
+	}
 	int busy = __atomic_load_n(&c->busy_ms, __ATOMIC_RELAXED);
 	if (busy != c->busy_applied) {
 		char sql[64];
@@ -698,8 +719,8 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 				const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 				if (st)
 					copy_str(state_buf, 6, st), *fail_state_out = state_buf;
-				if (PQstatus(db) == CONNECTION_BAD) {
-					res_fail(c, db, res, "writing");
+				if (conn_lost(db, st)) {
+					log_warn("catalog %s: connection lost; reconnecting", c->name);
 					out = A_RECONNECT;
 				} else if (transient_state(st)) {
 					log_debug("catalog %s: batch aborted (%s); retrying", c->name,
@@ -834,7 +855,6 @@ static void run_batch(struct catpg *c, struct req *batch, struct req *end)
 			continue;
 		}
 		if (a == A_RECONNECT && ++reconnects <= 2) {
-			log_warn("catalog %s: connection lost; reconnecting", c->name);
 			if (w_reconnect(c) == 0)
 				continue;
 		}
@@ -1255,7 +1275,8 @@ static int rquery(struct catpg *c, const char *sql, int n, const char *const *v,
 					}
 				} else if (s != PGRES_TUPLES_OK && s != PGRES_SINGLE_TUPLE &&
 				           s != PGRES_COMMAND_OK && !stopped && rc == 0) {
-					if (PQstatus(r->db) == CONNECTION_BAD)
+					if (conn_lost(r->db,
+					              PQresultErrorField(res, PG_DIAG_SQLSTATE)))
 						rc = -ENOTCONN;
 					else
 						rc = res_fail(c, r->db, res, what);

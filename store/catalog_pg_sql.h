@@ -140,11 +140,18 @@ static const char pg_schema_v1[] =
     /* The highest live version of p becomes current (its current one went). */
     "CREATE FUNCTION lzfs_promote(p text, gone bigint, now bigint, t bigint[])"
     " RETURNS bigint[] LANGUAGE plpgsql AS $$"
-    " DECLARE pid bigint; pv int; pst int; psz bigint; BEGIN"
-    "  UPDATE objects SET current = 1 WHERE id = (SELECT id FROM objects"
-    "   WHERE path = p AND state <> 4 ORDER BY version DESC LIMIT 1) AND current = 0"
-    "   RETURNING id, version, state, size INTO pid, pv, pst, psz;"
-    "  IF pid IS NULL THEN RETURN t; END IF;"
+    " DECLARE cand bigint; pid bigint; pv int; pst int; psz bigint; BEGIN"
+    /* The candidate may be deleted by another host meanwhile: the UPDATE
+     * rechecks it once its lock is free, and then the next one is tried. */
+    "  LOOP"
+    "   SELECT id INTO cand FROM objects WHERE path = p AND state <> 4"
+    "    ORDER BY version DESC LIMIT 1;"
+    "   IF cand IS NULL THEN RETURN t; END IF;"
+    "   UPDATE objects SET current = 1 WHERE id = cand AND current = 0 AND state <> 4"
+    "    RETURNING id, version, state, size INTO pid, pv, pst, psz;"
+    "   EXIT WHEN pid IS NOT NULL;"
+    "   IF EXISTS(SELECT 1 FROM objects WHERE path = p AND current = 1) THEN RETURN t; END IF;"
+    "  END LOOP;"
     "  t := lzfs_tally(t, pst, 0, psz, -1); t := lzfs_tally(t, pst, 1, psz, 1);"
     "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, pid, p, 'current',"
     "   format('version %s is current again (object %s gone)', pv, gone));"
