@@ -13,8 +13,8 @@
 #include <libpq-fe.h>
 
 static char pg_dir[128];
-static char pg_url[256]; /* .../lzfs: the admin database */
-static char pg_skip[512];
+static char pg_url[512]; /* .../lzfs: the admin database */
+static char pg_skip[640];
 static int pg_dbs;
 
 static void pg_url_for(const char *db, char *out, size_t size)
@@ -61,7 +61,7 @@ static int group_setup(void **state)
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
-	char line[512] = "";
+	char line[256] = "";
 	if (!fgets(line, sizeof line, p))
 		line[0] = '\0';
 	int st = pclose(p);
