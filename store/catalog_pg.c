@@ -92,7 +92,7 @@ static const char *const wsql[OP_COUNT] = {
     [OP_COLL_ENSURE] = "SELECT * FROM lzfs_w_coll_ensure($1, $2, $3, $4, $5)",
     [OP_COLL_REMOVE] = "SELECT * FROM lzfs_w_coll_remove($1, $2)",
     [OP_OBJ_ADD] = "SELECT * FROM lzfs_w_obj_add($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                   " $12, $13, $14, $15)",
+                   " $12, $13, $14, $15, $16)",
     [OP_TRANSITION] = "SELECT * FROM lzfs_w_transition($1, $2, $3, $4, $5, $6)",
     [OP_PART_DONE] = "SELECT * FROM lzfs_w_part_done($1, $2, $3, $4)",
     [OP_RENAME] = "SELECT * FROM lzfs_w_rename($1, $2, $3, $4)",
@@ -1038,8 +1038,13 @@ int catpg_obj_add(struct catpg *c, struct cat_obj *o)
 	pthread_mutex_lock(&c->qlock);
 	copy_str(owner, sizeof owner, c->owner);
 	pthread_mutex_unlock(&c->qlock);
+	const char *slash = strrchr(o->path, '/');
+	char *parent = strndup(o->path, slash ? (size_t)(slash - o->path) : 0);
+	if (!parent)
+		return -ENOMEM;
 	struct req r = {.op = OP_OBJ_ADD};
 	p_str(&r, o->path);
+	p_str(&r, parent);
 	p_str(&r, o->bucket ? o->bucket : "");
 	p_str(&r, o->key);
 	p_int(&r, o->size);
@@ -1055,6 +1060,7 @@ int catpg_obj_add(struct catpg *c, struct cat_obj *o)
 	p_str(&r, owner);
 	p_now(&r);
 	int rc = submit(c, &r);
+	free(parent);
 	if (rc == 0) {
 		o->id = r.id;
 		o->version = r.version;

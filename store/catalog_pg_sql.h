@@ -55,7 +55,8 @@ static const char pg_schema_v1[] =
     /* Listing (coll_id, current = 1, by path) and the foreign key's
      * ON DELETE SET NULL when a collection goes. */
     "CREATE INDEX objects_coll ON objects(coll_id, current, path);"
-    "CREATE INDEX objects_key ON objects(key);"
+    /* No index on key: no query looks rows up by key (SQLite's schema has
+     * one; here it would cost a tenth of the catalog's size). */
     /* Small: the bulk of a catalog is ingested. */
     "CREATE INDEX objects_state ON objects(state, id) WHERE state <> 2;"
     "CREATE INDEX objects_unfinished ON objects(owner, id) WHERE state IN (0, 1) AND current = 1;"
@@ -178,55 +179,63 @@ static const char pg_schema_v1[] =
     "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, NULL, p, 'rmdir', NULL);"
     " END $$;"
 
-    "CREATE FUNCTION lzfs_w_obj_add(p text, bkt text, k text, sz bigint, m bigint, u bigint,"
-    " g bigint, mt bigint, src text, sym text, ing boolean, sha text, et text, own text,"
-    " now bigint, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
-    " LANGUAGE plpgsql AS $$"
-    " DECLARE par text := lzfs_parent(p); cid bigint; crc int; maxv int; prev bigint;"
-    "  st int; psz bigint; tries int := 0; oid bigint; BEGIN"
+    /* The hot path, so written for few statements: one probe (is p a
+     * collection, the parent's id, the highest version, the current row),
+     * the insert, the events in one statement. par is p's parent (the
+     * caller splits the path). */
+    "CREATE FUNCTION lzfs_w_obj_add(p text, par text, bkt text, k text, sz bigint, m bigint,"
+    " u bigint, g bigint, mt bigint, src text, sym text, ing boolean, sha text, et text,"
+    " own text, now bigint, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[],"
+    " OUT msg text) LANGUAGE plpgsql AS $$"
+    " DECLARE isc bigint; cid bigint; crc int; maxv int; prev bigint; st int; psz bigint;"
+    "  tries int := 0; oid bigint; ns int := CASE WHEN ing THEN 2 ELSE 0 END; BEGIN"
     "  rc := 0; t := '{0,0,0,0,0,0,0,0,0,0,0,0}';"
-    "  IF EXISTS(SELECT 1 FROM collections c WHERE c.path = p) THEN rc := -21; RETURN; END IF;"
-    "  SELECT c.id INTO cid FROM collections c WHERE c.path = par;"
+    "  SELECT (SELECT c.id FROM collections c WHERE c.path = p),"
+    "   (SELECT c.id FROM collections c WHERE c.path = par),"
+    "   max(o.version), max(CASE WHEN o.current = 1 THEN o.id END)"
+    "   INTO isc, cid, maxv, prev FROM objects o WHERE o.path = p;"
+    "  IF isc IS NOT NULL THEN rc := -21; RETURN; END IF;"
     "  IF cid IS NULL THEN"
     "   SELECT f.rc, f.cid INTO crc, cid FROM lzfs_coll_ensure(par, 16877, u, g, now) f;"
     "   IF crc <> 0 THEN rc := crc; RETURN; END IF;"
     "  END IF;"
     "  LOOP"
-    "   SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END) INTO maxv, prev"
-    "    FROM objects o WHERE o.path = p;"
+    "   IF tries > 0 THEN"
+    "    SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END) INTO maxv, prev"
+    "     FROM objects o WHERE o.path = p;"
+    "   END IF;"
     "   IF prev IS NOT NULL THEN"
+    /* A current row leaves its state's count (never state 4: not current). */
     "    UPDATE objects o SET current = 0 WHERE o.id = prev AND o.current = 1"
     "     RETURNING o.state, o.size INTO st, psz;"
-    "    IF FOUND THEN t := lzfs_tally(t, st, 1, psz, -1); t := lzfs_tally(t, st, 0, psz, 1);"
-    "    END IF;"
+    "    IF FOUND THEN t[st + 1] := t[st + 1] - 1; t[st + 8] := t[st + 8] - psz; END IF;"
     "   END IF;"
     "   ver := coalesce(maxv, 0) + 1;"
     "   INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid, gid,"
     "    mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag, ingest_ns, owner)"
-    "    VALUES(p, ver, cid, bkt, k, sz, m, u, g, mt, now, src, CASE WHEN ing THEN 2 ELSE 0 END,"
-    "    sym, 1, CASE WHEN ing THEN sha ELSE '' END, CASE WHEN ing THEN et ELSE '' END,"
+    "    VALUES(p, ver, cid, bkt, k, sz, m, u, g, mt, now, src, ns, sym, 1,"
+    "    CASE WHEN ing THEN sha ELSE '' END, CASE WHEN ing THEN et ELSE '' END,"
     "    CASE WHEN ing THEN now ELSE 0 END, own)"
     "    ON CONFLICT DO NOTHING RETURNING objects.id INTO oid;"
     "   EXIT WHEN oid IS NOT NULL;"
-    /* Another host registered the path first: now committed and visible. */
+    /* Another host registered the path first: now committed and visible.
+     * Raised, not returned: the demotion above must not commit alone. */
     "   tries := tries + 1;"
-    /* Raised, not returned: the demotion above must not commit alone. */
     "   IF tries >= 50 THEN RAISE EXCEPTION 'lost 50 races registering %', p"
     "    USING ERRCODE = '40001'; END IF;"
     "  END LOOP;"
     "  id := oid;"
-    "  t := lzfs_tally(t, CASE WHEN ing THEN 2 ELSE 0 END, 1, sz, 1); t[7] := t[7] + 1;"
+    "  t[ns + 1] := t[ns + 1] + 1; t[ns + 8] := t[ns + 8] + sz; t[7] := t[7] + 1;"
     "  IF prev IS NOT NULL THEN"
     "   INSERT INTO meta(kind, target, name, value, unit)"
     "    SELECT 0, oid, x.name, x.value, x.unit FROM meta x WHERE x.kind = 0 AND x.target = prev;"
     "  END IF;"
-    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, oid, p, 'add',"
-    "   format('version %s, %s bytes%s', ver, sz,"
-    "   CASE WHEN src <> '' THEN ', source ' || src ELSE '' END));"
-    "  IF ing THEN"
-    "   INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, oid, NULL,"
-    "    'ingested', format('%s bytes, etag %s', sz, CASE WHEN et <> '' THEN et ELSE '-' END));"
-    "  END IF; END $$;"
+    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) SELECT now, oid, e.p, e.k, e.d"
+    "   FROM (VALUES (1, p, 'add', 'version ' || ver || ', ' || sz || ' bytes' ||"
+    "    CASE WHEN src <> '' THEN ', source ' || src ELSE '' END),"
+    "    (2, NULL, 'ingested', sz || ' bytes, etag ' || CASE WHEN et <> '' THEN et ELSE '-' END))"
+    "   AS e(n, p, k, d) WHERE e.n = 1 OR ing ORDER BY e.n;"
+    " END $$;"
 
     /* to: the new state; s1: upload id, sha256, error or reason; s2: etag. */
     "CREATE FUNCTION lzfs_w_transition(oid bigint, tost int, s1 text, s2 text, n1 bigint,"

@@ -30,12 +30,29 @@ run() {
 	"$PGSERVER" psql "$DIR/pg" -d postgres -c "CREATE DATABASE $db" >/dev/null
 	local url=${URL%/*}/$db
 	echo "== $name: $BENCH $*" >&2
-	local l0; l0=$(cut -d' ' -f1 /proc/loadavg)
+	local l0 c0 c1; l0=$(cut -d' ' -f1 /proc/loadavg)
+	c0=$(server_cpu)
 	"$BENCH" -c "$url" "$@" >"$DIR/$name.out"
+	c1=$(server_cpu)
+	local rows; rows=$(awk '$1 == "rows" {print $2}' "$DIR/$name.out")
+	echo "server_cpu_us_per_row $(awk -v a="$c0" -v b="$c1" -v n="$rows" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')" >>"$DIR/$name.out"
 	echo "load_before $l0" >>"$DIR/$name.out"
 	echo "load_after $(cut -d' ' -f1 /proc/loadavg)" >>"$DIR/$name.out"
 	echo "command bench-scale $*" >>"$DIR/$name.out"
 	sed 's/^/   /' "$DIR/$name.out" >&2
+}
+# CPU seconds of the server so far: the postmaster, the backends it reaped,
+# and its living children (checkpointer, WAL writer, autovacuum, backends).
+server_cpu() {
+	local pm t=0 p f
+	pm=$(head -1 "$DIR/pg/data/postmaster.pid")
+	for p in $pm $(pgrep -P "$pm"); do
+		f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+		set -- $f
+		t=$((t + ${12} + ${13}))
+		[ "$p" = "$pm" ] && t=$((t + ${14} + ${15}))
+	done
+	awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 v() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$DIR/$1.out"; }
 
@@ -47,10 +64,10 @@ run full fullrun -n "$SMALL" -H "$HOSTS" -t "$THREADS" -m full -l 0
 
 row() {
 	local n=$1 label=$2
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(v "$n" rows)" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(v "$n" rows)" \
 		"$(v "$n" hosts) × $(v "$n" threads_per_host)" "$(v "$n" rows_per_s)" \
 		"$(v "$n" requests_per_s)" "$(v "$n" requests_per_transaction)" \
-		"$(v "$n" writer_cpu_us_per_row)" "$(v "$n" seconds)" \
+		"$(v "$n" writer_cpu_us_per_row)" "$(v "$n" server_cpu_us_per_row)" "$(v "$n" seconds)" \
 		"$(v "$n" load_before) / $(v "$n" load_after)"
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
@@ -68,8 +85,8 @@ results=$(
 	echo
 	echo "Registrations (each call waits for its commit; hosts × threads per host):"
 	echo
-	echo "| run | rows | hosts × threads | rows/s | requests/s | requests/commit | writer CPU µs/row | seconds | load avg before / after |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| run | rows | hosts × threads | rows/s | requests/s | requests/commit | lzfs writer CPU µs/row | server CPU µs/row | seconds | load avg before / after |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
 	row main "$HOSTS hosts, ingested (1 request per file)"
 	row one "1 host, ingested"
 	row three "$HOSTS hosts, ingested"
