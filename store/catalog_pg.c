@@ -628,6 +628,9 @@ static void drain_to_sync(PGconn *db)
 	}
 }
 
+static enum attempt w_commit_outcome(struct catpg *c, struct req *batch, struct req *end,
+                                     const char *xid, int *fail_rc);
+
 /* One try at running the batch's live requests in one transaction. */
 static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *end, int *fail_rc,
                               const char **fail_state_out, char *state_buf)
@@ -656,15 +659,19 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 	if (!PQenterPipelineMode(db))
 		return PQstatus(db) == CONNECTION_BAD ? A_RECONNECT : A_FAILED;
 	enum attempt out = A_OK;
-	int began = 0;
+	int began = 0, want_xid = 0;
+	char xid[32] = "";
 	struct req *r = batch;
 	while (r != end && out == A_OK) {
 		/* Up to PG_PIPE_MAX calls, then a sync and their results. */
 		struct req *first = r;
 		int sent = 0;
 		if (!began) {
+			/* The transaction id tells, after a connection lost
+			 * during COMMIT, whether the batch committed. */
 			PQsendQueryParams(db, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-			began = 1;
+			PQsendQueryParams(db, "SELECT txid_current()", 0, NULL, NULL, NULL, NULL, 0);
+			began = want_xid = 1;
 		}
 		for (; r != end && sent < PG_PIPE_MAX; r = r->next) {
 			if (r->dropped)
@@ -694,6 +701,12 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 				break;
 			}
 			if (s == PGRES_COMMAND_OK) { /* BEGIN */
+				PQclear(res);
+				continue;
+			}
+			if (want_xid && s == PGRES_TUPLES_OK) {
+				copy_str(xid, sizeof xid, PQgetvalue(res, 0, 0));
+				want_xid = 0;
 				PQclear(res);
 				continue;
 			}
@@ -803,17 +816,10 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 				PQclear(res);
 			}
 			if (lost) {
-				/* Sent, but did it commit? Retrying could register twice. */
-				int n = 0;
-				for (struct req *q = batch; q != end; q = q->next)
-					n += !q->dropped;
-				log_err("catalog %s: connection lost during COMMIT; %d request(s) may "
-				        "or may not be committed",
-				        c->name, n);
-				*fail_rc = -EIO;
+				/* Sent, but did it commit? Running it again could
+				 * register twice: ask the server. */
 				PQexitPipelineMode(db);
-				w_reconnect(c);
-				return A_FAILED;
+				return w_commit_outcome(c, batch, end, xid, fail_rc);
 			}
 			if (failed)
 				out = transient_state(st) ? A_RETRY : A_FAILED;
@@ -828,6 +834,41 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 	if (PQstatus(db) == CONNECTION_OK)
 		PQexitPipelineMode(db);
 	return out;
+}
+
+/* After a connection lost while a COMMIT was in flight: reconnects and
+ * asks the server what became of transaction xid. */
+static enum attempt w_commit_outcome(struct catpg *c, struct req *batch, struct req *end,
+                                     const char *xid, int *fail_rc)
+{
+	int n = 0;
+	for (struct req *q = batch; q != end; q = q->next)
+		n += !q->dropped;
+	*fail_rc = -EIO;
+	for (int i = 0; i < 50 && xid[0] && w_reconnect(c) == 0; i++) {
+		char st[32];
+		int rc = query_value(c, c->db, "SELECT txid_status($1::bigint)", xid, st, sizeof st,
+		                     "asking for a transaction's outcome");
+		if (rc == 1 && strcmp(st, "committed") == 0) {
+			log_notice("catalog %s: connection lost during COMMIT; the batch of %d "
+			           "request(s) was committed",
+			           c->name, n);
+			return A_OK;
+		}
+		if (rc == 1 && strcmp(st, "aborted") == 0) {
+			log_notice("catalog %s: connection lost during COMMIT; the batch was not "
+			           "committed: sending it again",
+			           c->name);
+			return A_RETRY;
+		}
+		if (rc != 1 || strcmp(st, "in progress") != 0)
+			break;
+		sleep_ms(100);
+	}
+	log_err("catalog %s: connection lost during COMMIT; %d request(s) may or may not be "
+	        "committed",
+	        c->name, n);
+	return A_FAILED;
 }
 
 static void run_batch(struct catpg *c, struct req *batch, struct req *end)

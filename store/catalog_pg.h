@@ -18,8 +18,9 @@
  *   so a daemon never recovers another live daemon's uploads. Totals are
  *   kept per owner and summed by cat_status.
  * - A dropped connection is reopened (with back-off) by the writer and by
- *   the readers; a batch whose COMMIT was sent when the connection dropped
- *   has an unknown outcome and fails with -EIO.
+ *   the readers. A batch whose COMMIT was in flight when the connection
+ *   dropped is looked up by its transaction id (txid_status): committed, or
+ *   sent again if aborted, or -EIO if that cannot be known; never twice.
  * - Passwords in the URL never reach a log line (cat_redact).
  */
 #ifndef LZFS_CATALOG_PG_H

@@ -359,6 +359,56 @@ static void test_reconnect(void **state)
 	cat_obj_clear(&o);
 }
 
+/* The connection dies while the COMMIT runs (a deferred trigger makes the
+ * first commit slow; the backend is terminated meanwhile): the writer asks
+ * the server what became of the transaction, sends the batch again, and
+ * the file is registered once. */
+static void *add_lost(void *arg)
+{
+	struct cat *cat = arg;
+	add_obj(cat, "lost/a", 5);
+	return NULL;
+}
+
+static void test_connection_lost_in_commit(void **state)
+{
+	if (skipped())
+		skip();
+	struct fx *f = *state;
+	add_obj(f->cat, "lost/warm", 1); /* statements prepared, collection made */
+	PGconn *db = PQconnectdb(f->file);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(
+	    db, "CREATE SEQUENCE once;"
+	        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	        " IF nextval('once') = 1 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;"
+	        "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON events DEFERRABLE INITIALLY"
+	        " DEFERRED FOR EACH ROW EXECUTE FUNCTION slow()");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, add_lost, f->cat), 0);
+	int killed = 0;
+	for (int i = 0; i < 100 && !killed; i++) {
+		usleep(50000);
+		res = PQexec(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+		                 " WHERE query = 'COMMIT' AND state = 'active' AND pid <>"
+		                 " pg_backend_pid()");
+		killed = PQresultStatus(res) == PGRES_TUPLES_OK && atoi(PQgetvalue(res, 0, 0)) > 0;
+		PQclear(res);
+	}
+	pthread_join(t, NULL); /* add_obj asserted the add returned 0 */
+	assert_true(killed);
+	res = PQexec(db, "SELECT count(*) FROM objects WHERE path = 'lost/a'");
+	assert_int_equal(atoi(PQgetvalue(res, 0, 0)), 1);
+	PQclear(res);
+	PQfinish(db);
+	struct cat_obj o;
+	assert_int_equal(cat_obj_get(f->cat, "lost/a", &o), 0);
+	assert_int_equal(o.version, 1);
+	cat_obj_clear(&o);
+}
+
 /* A password in the URL reaches no log line, even a failed connection's. */
 static void test_password_never_logged(void **state)
 {
@@ -523,6 +573,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_hosts_churn, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_owner_recovery, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_connection_lost_in_commit, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_password_never_logged, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_database, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_request_alone, pg_setup, pg_teardown),
