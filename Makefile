@@ -4,8 +4,10 @@
 #   store/ ingest/ fuse/   *.c        -> build/liblzfs.a
 #   */NAME_main.c                     -> build/NAME          (a program)
 #   tests/unit/test_*.c               -> build/tests/test_*  (cmocka, TAP output)
+#   tests/unit/lib/*.c                   linked into every unit test
 #   tests/bench/bench_*.c             -> build/bench-*
 #   tests/e2e/*.sh                       end-to-end scripts run by tests/run
+#   tests/fuzz/fuzz_*.c               -> build/fuzz/fuzz_*   (libFuzzer, clang; `make fuzz`)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -31,6 +33,7 @@ comma   := ,
 MAIN_SRC  := $(wildcard store/*_main.c ingest/*_main.c fuse/*_main.c)
 LIB_SRC   := $(filter-out $(MAIN_SRC),$(wildcard store/*.c ingest/*.c fuse/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+TLIB_SRC  := $(wildcard tests/unit/lib/*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -62,11 +65,19 @@ $(BUILD)/$(subst _,-,$(patsubst %.c,%,$(notdir $(1)))): $(BUILD)/obj/$(1:.c=.o) 
 endef
 $(foreach f,$(BENCH_SRC),$(eval $(call bench_rule,$(f))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/liblzfs.a
+# What the unit tests share (tests/unit/lib: the test S3, test data).
+$(BUILD)/tests/libtest.a: $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Itests/unit/lib
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/tests/libtest.a $(BUILD)/liblzfs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d) \
+         $(TLIB_SRC:%.c=$(BUILD)/obj/%.d) \
          $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
 
 deps:
@@ -102,6 +113,33 @@ bench-scale: all
 torture: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) TORTURE=1 tests/run $(T)
+
+# libFuzzer targets, built by clang with ASan+UBSan into build/fuzz and run
+# for FUZZ_SECS seconds each (tests/fuzz/run).
+FUZZ_CC     ?= clang
+FUZZ_SECS   ?= 60
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror \
+               -Wno-unused-parameter -pthread -Istore -Iingest -Ifuse \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               $(shell pkg-config --cflags $(PKGS))
+
+.PRECIOUS: build/fuzz/obj/%.o
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/liblzfs.a: $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/liblzfs.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	@scripts/deps fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@FUZZ_SECS=$(FUZZ_SECS) tests/fuzz/run
 
 # Installs the programs, the systemd unit, the man pages and an example
 # configuration. mount -t fuse.lzfs needs no helper of ours: mount.fuse3 runs

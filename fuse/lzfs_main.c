@@ -469,8 +469,13 @@ int main(int argc, char **argv)
 	if (cmd.singlethread) {
 		ret = fuse_loop(fuse);
 	} else {
-		struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd,
-					      .max_idle_threads = cmd.max_idle_threads};
+		/* libfuse >= 3.12 parses an absent -o max_idle_threads as
+		 * UINT_MAX ("unset"), which 3.12-3.15 then reject with "Ignoring
+		 * invalid max threads value" on the way through this (3.2) config.
+		 * 10 is what older libfuse defaulted to and, with the default of
+		 * at most 10 workers, keeps every idle worker as "unset" does. */
+		unsigned int idle = cmd.max_idle_threads == UINT_MAX ? 10 : cmd.max_idle_threads;
+		struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd, .max_idle_threads = idle};
 		ret = fuse_loop_mt(fuse, &lc);
 	}
 	/* The loop returns the signal that ended it: SIGTERM (systemctl stop),

@@ -36,12 +36,13 @@ void opts_defaults(struct lzfs_opts *o)
 
 int opt_parse_size(const char *s, uint64_t *out)
 {
-	if (!s || !*s)
+	/* strtoull would skip blanks and take a sign ("-1" wraps to 2^64-1). */
+	if (!s || !isdigit((unsigned char)s[0]))
 		return -EINVAL;
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (errno || end == s)
 		return -EINVAL;
 	uint64_t mul = 1;
 	if (*end) {

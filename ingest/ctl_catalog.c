@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,37 @@ static void getopt_reset(void)
 {
 	optind = 0;
 	opterr = 1;
+}
+
+/* The options of a command whose only option is one positive number,
+ * --NAME N (and -SHORT N if short is not 0). Returns -1 when the operands
+ * follow (from optind), else the exit status to return. */
+static int int_option(int argc, char **argv, const char *usage, const char *name, char short_opt,
+		      int *val)
+{
+	const struct option opts[] = {
+	    {name, required_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'H'},
+	    {0},
+	};
+	char shorts[3] = {short_opt, ':', '\0'};
+	int c;
+	getopt_reset();
+	while ((c = getopt_long(argc, argv, short_opt ? shorts : "", opts, NULL)) != -1) {
+		if (c == 'H')
+			return ctl_usage(usage, 1);
+		if (c != 'N' && !(short_opt && c == short_opt))
+			return ctl_usage(usage, 0);
+		char *end;
+		errno = 0;
+		long v = strtol(optarg, &end, 10);
+		if (errno || end == optarg || *end || v < 1 || v > INT_MAX) {
+			fprintf(stderr, "lzfsctl: --%s wants a whole number from 1: %s\n", name, optarg);
+			return ctl_usage(usage, 0);
+		}
+		*val = (int)v;
+	}
+	return -1;
 }
 
 /* --- shared output of objects --- */
@@ -337,33 +369,16 @@ static const char stat_usage[] =
 
 int ctl_stat(int argc, char **argv, const struct ctl_opts *o)
 {
-	static const struct option opts[] = {
-	    {"version", required_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'H'},
-	    {0},
-	};
-	int c, version = 0;
-	getopt_reset();
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'v':
-			version = atoi(optarg);
-			if (version < 1)
-				return ctl_usage(stat_usage, 0);
-			break;
-		case 'H':
-			return ctl_usage(stat_usage, 1);
-		default:
-			return ctl_usage(stat_usage, 0);
-		}
-	}
+	int version = 0, ex = int_option(argc, argv, stat_usage, "version", 0, &version);
+	if (ex >= 0)
+		return ex;
 	if (argc - optind != 1)
 		return ctl_usage(stat_usage, 0);
 	char *path = ctl_path("stat", argv[optind]);
 	if (!path)
 		return CTL_USAGE;
 	struct cat *cat;
-	int ex = ctl_open(o, "stat", CAT_READONLY, &cat);
+	ex = ctl_open(o, "stat", CAT_READONLY, &cat);
 	if (ex) {
 		free(path);
 		return ex;
@@ -703,33 +718,16 @@ static const char events_usage[] =
 
 int ctl_events(int argc, char **argv, const struct ctl_opts *o)
 {
-	static const struct option opts[] = {
-	    {"limit", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'H'},
-	    {0},
-	};
-	int c, limit = 0;
-	getopt_reset();
-	while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			limit = atoi(optarg);
-			if (limit < 1)
-				return ctl_usage(events_usage, 0);
-			break;
-		case 'H':
-			return ctl_usage(events_usage, 1);
-		default:
-			return ctl_usage(events_usage, 0);
-		}
-	}
+	int limit = 0, ex = int_option(argc, argv, events_usage, "limit", 'n', &limit);
+	if (ex >= 0)
+		return ex;
 	if (argc - optind > 1)
 		return ctl_usage(events_usage, 0);
 	char *path = NULL;
 	if (optind < argc && !(path = ctl_path("events", argv[optind])))
 		return CTL_USAGE;
 	struct cat *cat;
-	int ex = ctl_open(o, "events", CAT_READONLY, &cat);
+	ex = ctl_open(o, "events", CAT_READONLY, &cat);
 	if (ex) {
 		free(path);
 		return ex;

@@ -15,20 +15,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "hash.h"
+#include "beneath.h"
 #include "log.h"
 #include "mpulog.h"
 #include "reader.h"
 #include "versions.h"
+#include "xattrs.h"
 
 #define NODE_BUCKETS 256
 
@@ -145,18 +145,34 @@ char *land_key(const struct land *l, const char *path)
 }
 
 /* Opens a path below the spool root without following any symlink on the
- * way, so nothing dropped into the spool out-of-band can lead outside it. */
+ * way, so nothing dropped into the spool out-of-band can lead outside it.
+ * An existing entry is first looked at through an O_PATH descriptor and
+ * opened only if it is a regular file or a directory: a FIFO, socket or
+ * device put in place of a file the kernel still caches as regular would
+ * otherwise block the request thread for good or hand out the device. The
+ * O_PATH descriptor is then reopened through /proc, so what is opened is
+ * what was checked. */
 static int open_beneath(struct land *l, const char *path, int flags, mode_t mode)
 {
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? (mode & 07777) : 0, /* openat2 refuses S_IFREG */
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, l->rootfd, path[0] ? path : ".", &how, sizeof how);
+	int checked = !(flags & (O_CREAT | O_DIRECTORY));
+	int fd = beneath_open(l->rootfd, path, checked ? O_PATH : flags, mode);
 	if (fd < 0)
-		return errno == ELOOP ? -ENOENT : -errno;
-	return fd;
+		return fd == -ELOOP ? -ENOENT : fd;
+	if (!checked)
+		return fd;
+	struct stat st;
+	char proc[64];
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		rc = -ENXIO;
+	if (rc == 0) {
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		rc = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+		if (rc < 0)
+			rc = -errno;
+	}
+	close(fd);
+	return rc;
 }
 
 /* Parent directory fd of path and its last component. */
@@ -317,24 +333,6 @@ static void fill_obj(struct land *l, struct cat_obj *o, const char *path, const 
 	o->source = "mount";
 }
 
-/* Copies the spool file's user.* xattrs into the catalog row's metadata. */
-static void import_xattrs(struct land *l, int fd, const char *path)
-{
-	char names[4096];
-	ssize_t n = flistxattr(fd, names, sizeof names);
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
-		const char *name = names + i;
-		if (strncmp(name, "user.", 5) != 0 || strncmp(name, "user.lzfs.", 10) == 0)
-			continue;
-		char val[4096];
-		ssize_t vl = fgetxattr(fd, name, val, sizeof val - 1);
-		if (vl < 0)
-			continue;
-		val[vl] = '\0';
-		cat_meta_set(l->cat, path, name + 5, val, NULL);
-	}
-}
-
 /* The row of the version being written: created pending on first need. */
 static int node_ensure_row(struct land *l, struct node *n, int fd, int64_t *id)
 {
@@ -435,7 +433,7 @@ static int node_register(struct land *l, struct node *n, int fd, const char *key
 	}
 	pthread_mutex_unlock(&n->idmu);
 	if (rc == 0) {
-		import_xattrs(l, fd, path);
+		xa_import(l->cat, fd, path);
 		pthread_mutex_lock(&l->smu);
 		l->stats.files_ingested++;
 		l->stats.bytes_ingested += res->size;
@@ -608,6 +606,48 @@ static struct s3_put_opts put_opts = {.checksum_sha256 = 1};
  * throttling, credentials being rotated, a missing bucket) is retried. */
 static int permanent(int rc) { return rc == -EINVAL || rc == -ENAMETOOLONG; }
 
+#define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Why S3 cannot hold a symlink's target in its metadata (US-ASCII, 2 KB
+ * with the name), or NULL. Such a symlink is `failed` with this reason. */
+static const char *symlink_unstorable(const char *target)
+{
+	size_t n = strlen(target);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)target[i] < 0x20 || (unsigned char)target[i] > 0x7e)
+			return "symlink target is not printable ASCII: S3 metadata cannot hold it";
+	if (n > 2048 - strlen("lzfs-symlink"))
+		return "symlink target is over 2 KB: S3 metadata cannot hold it";
+	return NULL;
+}
+
+/* A symlink is an empty object whose metadata holds the target, so S3
+ * alone can restore the tree. */
+static int put_symlink(struct land *l, const char *key, const char *target,
+		       char etag[S3_ETAG_MAX])
+{
+	struct s3_meta meta = {.name = "lzfs-symlink", .value = target};
+	struct s3_put_opts opts = {.meta = &meta, .nmeta = 1, .checksum_sha256 = 1};
+	struct s3_body body = {.buf = "", .fd = -1, .len = 0};
+	return s3_put_object(l->s3, key, &body, &opts, etag, NULL);
+}
+
+/* retry_row for a symlink: there is no spool file to upload, only the target. */
+static int retry_symlink(struct land *l, const struct cat_obj *o)
+{
+	char etag[S3_ETAG_MAX];
+	const char *why = symlink_unstorable(o->symlink);
+	int rc = why ? -EINVAL : put_symlink(l, o->key, o->symlink, etag);
+	if (rc == 0 && (rc = cat_obj_set_uploading(l->cat, o->id, NULL)) == 0 &&
+	    (rc = cat_obj_set_ingested(l->cat, o->id, 0, SHA256_EMPTY, etag)) == 0)
+		log_info("ingested symlink %s -> s3://%s/%s", o->path, l->bucket, o->key);
+	if (rc < 0 && (why || permanent(rc))) {
+		cat_obj_set_failed(l->cat, o->id, why ? why : strerror(-rc));
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Uploads a pending row from its spool file (retries, recovery). */
 static int retry_row(struct land *l, int64_t id)
 {
@@ -628,6 +668,11 @@ static int retry_row(struct land *l, int64_t id)
 	    (rc = cat_obj_set_pending(l->cat, id, o.upload_id ? "restart after interrupted upload"
 							      : "retry")) < 0) {
 		cat_obj_clear(&o); /* the catalog cannot be written now (disk full?): later */
+		return rc;
+	}
+	if (o.symlink) {
+		rc = retry_symlink(l, &o);
+		cat_obj_clear(&o);
 		return rc;
 	}
 	int fd = open_beneath(l, o.path, O_RDONLY | O_NOFOLLOW, 0);
@@ -657,7 +702,7 @@ static int retry_row(struct land *l, int64_t id)
 	if (rc == 0) {
 		rc = cat_obj_set_ingested(l->cat, id, (int64_t)res.size, res.sha256, res.etag);
 		if (rc == 0) {
-			import_xattrs(l, fd, o.path);
+			xa_import(l->cat, fd, o.path);
 			pthread_mutex_lock(&l->smu);
 			l->stats.files_ingested++;
 			l->stats.files_from_spool++;
@@ -673,7 +718,7 @@ static int retry_row(struct land *l, int64_t id)
 		cat_obj_set_failed(l->cat, id, strerror(-rc));
 		rc = 0;
 	} else {
-		cat_obj_set_pending(l->cat, id, strerror(-rc));
+		cat_obj_set_pending(l->cat, id, strerror(-rc)); /* the reason, visible until the retry */
 	}
 	close(fd);
 	cat_obj_clear(&o);
@@ -763,7 +808,10 @@ static void *land_thread(void *arg)
 			node_put(l, w->n);
 			pthread_mutex_lock(&l->qmu);
 		}
-		parked++;
+		/* The periodic jobs (retention, orphan aborts, sweeps) are
+		 * always queued: they are not files. */
+		if (w->n || w->obj_id > 0)
+			parked++;
 		free(w);
 	}
 	l->qlen = 0;
@@ -1070,9 +1118,11 @@ static int commit_sync(struct land *l, struct node *n)
 	int64_t id;
 	rc = node_ensure_row(l, n, fd, &id);
 	if (rc == 0) {
+		/* The stream's upload is gone: back to pending, so that the spool
+		 * upload's id is recorded (hook_created) for recovery to abort. */
 		pthread_mutex_lock(&n->idmu);
-		if (!n->obj_uploading && cat_obj_set_uploading(l->cat, id, NULL) == 0)
-			n->obj_uploading = 1;
+		if (n->obj_uploading && cat_obj_set_pending(l->cat, id, "uploading from the spool") == 0)
+			n->obj_uploading = 0;
 		pthread_mutex_unlock(&n->idmu);
 		struct file_hook fhk = {.l = l, .n = n, .owner = n, .key = key};
 		struct up_hooks hooks = {.created = hook_file_created,
@@ -1106,7 +1156,7 @@ static int commit_sync(struct land *l, struct node *n)
 	id = n->obj_id;
 	if (id && permanent(rc))
 		cat_obj_set_failed(l->cat, id, strerror(-rc));
-	else if (id)
+	else if (id && n->obj_uploading)
 		cat_obj_set_pending(l->cat, id, strerror(-rc));
 	n->obj_id = 0;
 	n->obj_uploading = 0;
@@ -1869,6 +1919,8 @@ static void move_row(struct land *l, int64_t id, const char *from, const char *t
 		rc = cat_obj_rename(l->cat, id, np, nk);
 		if (rc < 0)
 			log_err("rename %s -> %s: catalog update failed (%s)", o.path, np, strerror(-rc));
+		else if (o.state == CAT_FAILED)
+			queue_push(l, NULL, id, 0, 0); /* S3 refused the old key: try the new one */
 	}
 	free(np);
 	free(nk);
@@ -1954,29 +2006,34 @@ int land_symlink(struct land *l, const char *target, const char *path, uid_t uid
 	close(dfd);
 	if (rc < 0)
 		return rc;
-	/* A symlink is an empty object whose metadata holds the target, so S3
-	 * alone can restore the tree. */
 	char *key = land_key(l, path);
 	if (!key)
 		return -ENOMEM;
-	struct s3_meta meta = {.name = "lzfs-symlink", .value = target};
-	struct s3_put_opts opts = {.meta = &meta, .nmeta = 1, .checksum_sha256 = 1};
-	struct s3_body body = {.buf = "", .fd = -1, .len = 0};
 	char etag[S3_ETAG_MAX];
 	struct cat_obj o;
 	fill_obj(l, &o, path, key, &st);
 	o.size = 0;
 	o.symlink = (char *)target;
-	if (s3_put_object(l->s3, key, &body, &opts, etag, NULL) == 0) {
+	const char *why = symlink_unstorable(target);
+	rc = why ? -EINVAL : put_symlink(l, key, target, etag);
+	if (rc == 0) {
 		o.state = CAT_INGESTED;
-		/* sha256 of the empty string */
-		snprintf(o.sha256, sizeof o.sha256, "%s",
-			 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+		snprintf(o.sha256, sizeof o.sha256, "%s", SHA256_EMPTY);
 		snprintf(o.etag, sizeof o.etag, "%s", etag);
 	} else {
 		o.state = CAT_PENDING;
 	}
-	cat_obj_add(l->cat, &o);
+	/* Not in S3: failed with the reason, or retried like any pending file. */
+	if (cat_obj_add(l->cat, &o) == 0 && rc < 0) {
+		if (why || permanent(rc)) {
+			log_err("%s: symlink not stored in S3: %s", path, why ? why : strerror(-rc));
+			cat_obj_set_failed(l->cat, o.id, why ? why : strerror(-rc));
+		} else {
+			log_warn("%s: symlink not in S3 yet (%s); retrying in the background", path,
+				 strerror(-rc));
+			queue_push(l, NULL, o.id, l->cfg.retry_secs * 1000, 0);
+		}
+	}
 	free(key);
 	return 0;
 }

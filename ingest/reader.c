@@ -75,6 +75,12 @@ struct rd_pool {
 	int mem_waiters; /* readers waiting for memory: read-ahead holds back */
 	int waiters;     /* readers waiting on `changed` for memory or a slot */
 	uint64_t mem_used;
+	/* Full-size chunk buffers kept for the next chunk: malloc'ing and
+	 * freeing 8 MiB buffers from many threads left glibc's arenas holding
+	 * freed ones, and the daemon's RSS at 3x mem_used (docs/bench.md).
+	 * Counted with mem_used against mem_limit. */
+	void **spare;
+	int nspare, max_spare;
 	uint64_t clock;
 	struct rd_pool_stats st;
 };
@@ -122,15 +128,33 @@ static void queue_add(struct rd_pool *p, struct rd_chunk *c)
 	pthread_cond_signal(&p->work);
 }
 
+/* A buffer for a chunk of len bytes, whose memory is already reserved. */
+static char *buf_get(struct rd_pool *p, size_t len)
+{
+	if (len == p->chunk && p->nspare)
+		return p->spare[--p->nspare];
+	return malloc(len);
+}
+
+/* Takes back a buffer whose memory was already given back to mem_used. */
+static void buf_put(struct rd_pool *p, char *buf, size_t len)
+{
+	if (len == p->chunk && p->nspare < p->max_spare &&
+	    p->mem_used + (uint64_t)(p->nspare + 1) * p->chunk <= p->mem_limit)
+		p->spare[p->nspare++] = buf;
+	else
+		free(buf);
+}
+
 /* Returns a READY, FAILED or QUEUED slot to FREE with its memory. */
 static void chunk_release(struct rd_pool *p, struct rd_chunk *c)
 {
 	if (c->state == CK_QUEUED)
 		queue_remove(p, c);
 	if (c->buf) {
-		free(c->buf);
-		c->buf = NULL;
 		p->mem_used -= c->len;
+		buf_put(p, c->buf, c->len);
+		c->buf = NULL;
 		if (!c->used && c->state == CK_READY)
 			p->st.chunks_dropped++;
 	}
@@ -185,6 +209,10 @@ static struct rd_chunk *take_slot(struct rd_reader *r, uint64_t lo, uint64_t hi)
  * reading (the least recently used, of any reader) may be released for it. */
 static int mem_reserve(struct rd_pool *p, size_t len, int steal)
 {
+	/* Spare buffers go first (one of them may be this chunk's). */
+	while (p->nspare &&
+	       p->mem_used + len + (uint64_t)(p->nspare - (len == p->chunk)) * p->chunk > p->mem_limit)
+		free(p->spare[--p->nspare]);
 	while (p->mem_used + len > p->mem_limit) {
 		struct rd_chunk *victim = NULL;
 
@@ -344,6 +372,12 @@ int rd_pool_new(const struct rd_config *cfg, struct s3_client *s3, struct rd_poo
 	p->mem_limit = cfg && cfg->mem_limit ? cfg->mem_limit : 256 * MIB;
 	if (p->mem_limit < p->chunk)
 		p->mem_limit = p->chunk;
+	p->max_spare = (int)(p->mem_limit / p->chunk);
+	p->spare = calloc((size_t)p->max_spare, sizeof(*p->spare));
+	if (!p->spare) {
+		free(p);
+		return -ENOMEM;
+	}
 	p->max_ahead = cfg && cfg->max_ahead ? cfg->max_ahead : 8;
 	if (p->max_ahead < 0)
 		p->max_ahead = 0;
@@ -386,6 +420,9 @@ void rd_pool_free(struct rd_pool *p)
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	free(p->threads);
+	while (p->nspare)
+		free(p->spare[--p->nspare]);
+	free(p->spare);
 	pthread_cond_destroy(&p->changed);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
@@ -504,7 +541,7 @@ static void read_ahead(struct rd_reader *r, uint64_t ci)
 			break;
 		if (!mem_reserve(p, len, 0))
 			break;
-		c->buf = malloc(len);
+		c->buf = buf_get(p, len);
 		if (!c->buf) {
 			p->mem_used -= len;
 			break;
@@ -646,7 +683,7 @@ static struct rd_chunk *demand(struct rd_reader *r, uint64_t ci, int *hit, int *
 			p->mem_waiters--;
 			continue;
 		}
-		c->buf = malloc(len);
+		c->buf = buf_get(p, len);
 		if (!c->buf) {
 			p->mem_used -= len;
 			*rc = -ENOMEM;

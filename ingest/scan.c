@@ -10,6 +10,7 @@
  */
 #include "scan.h"
 #include "versions.h"
+#include "xattrs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1497,21 +1497,8 @@ static void apply_meta(struct scan_ctx *c, int fd, const char *catpath)
 {
 	for (int i = 0; i < c->nmeta; i++)
 		cat_meta_set(c->cat, catpath, c->meta[i].name, c->meta[i].value, NULL);
-	if (fd < 0)
-		return;
-	char names[4096];
-	ssize_t n = flistxattr(fd, names, sizeof names);
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
-		const char *name = names + i;
-		if (strncmp(name, "user.", 5) != 0 || strncmp(name, "user.lzfs.", 10) == 0)
-			continue;
-		char val[4096];
-		ssize_t vl = fgetxattr(fd, name, val, sizeof val - 1);
-		if (vl < 0)
-			continue;
-		val[vl] = '\0';
-		cat_meta_set(c->cat, catpath, name + 5, val, NULL);
-	}
+	if (fd >= 0)
+		xa_import(c->cat, fd, catpath);
 }
 
 struct up_track {

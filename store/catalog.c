@@ -26,7 +26,7 @@
 #define CAT_SCHEMA_VERSION  3
 #define CAT_APP_ID          0x4c5a4653 /* "LZFS", PRAGMA application_id */
 #define CAT_FORMAT          "lzfs catalog"
-#define CAT_BATCH_MAX       1000 /* requests per transaction */
+#define CAT_BATCH_MAX       1000 /* rows per transaction (a batch of adds: its rows) */
 #define CAT_BUSY_MS         10000
 #define CAT_POOL_IDLE       8     /* idle read connections kept open */
 #define CAT_CKPT_PAGES      1000  /* WAL pages that wake the checkpointer */
@@ -196,6 +196,9 @@ enum wstmt {
 	W_META_DEL,
 	W_TOTALS,
 	W_ADD_PROBE,
+	W_SEG_SAVEPOINT,
+	W_SEG_RELEASE,
+	W_SEG_ROLLBACK_TO,
 	W_COUNT
 };
 
@@ -258,6 +261,9 @@ static const char *const wsql[W_COUNT] = {
                     " (SELECT id FROM collections WHERE path = ?2), v.maxv, v.cur FROM"
                     " (SELECT max(version) AS maxv, max(CASE WHEN current = 1 THEN id END) AS cur"
                     " FROM objects WHERE path = ?1) AS v",
+    [W_SEG_SAVEPOINT] = "SAVEPOINT seg",
+    [W_SEG_RELEASE] = "RELEASE seg",
+    [W_SEG_ROLLBACK_TO] = "ROLLBACK TO seg",
 };
 
 enum rstmt {
@@ -308,6 +314,7 @@ enum req_op {
 	OP_META_SET,
 	OP_META_RM,
 	OP_EVENT,
+	OP_OBJ_ADD_MANY,
 };
 
 /* A write request lives on the caller's stack: the caller waits until the
@@ -324,6 +331,11 @@ struct req {
 	const char *s1, *s2, *s3, *s4;
 	const struct cat_obj *obj;
 	int version; /* out */
+	/* OP_OBJ_ADD_MANY: rows objs[0..nobjs), each undone alone if it fails,
+	 * each with its own result (r->rc is unused). */
+	struct cat_obj *objs;
+	int *results;
+	size_t nobjs;
 };
 
 /* Net change of the totals table (see TOTALS_SQL). */
@@ -346,6 +358,7 @@ struct cat {
 	sqlite3 *db; /* the writer's; the writer thread owns it while running */
 	sqlite3_stmt *ws[W_COUNT];
 	struct tally req_tally; /* of the request running */
+	struct tally seg_tally; /* of the requests done in this segment */
 	struct tally txn_tally; /* of the requests done in this transaction */
 	int busy_ms;            /* atomic: set by any thread */
 	int busy_applied;       /* the writer's */
@@ -1355,9 +1368,10 @@ static int hex64(const char *s)
 	return 1;
 }
 
-static int w_op_obj_add(struct cat *c, struct req *r)
+/* Adds one object row: the body of cat_obj_add and of each row of
+ * cat_obj_add_many. *id_out and *version_out are set on success. */
+static int w_obj_add(struct cat *c, const struct cat_obj *o, int64_t *id_out, int *version_out)
 {
-	const struct cat_obj *o = r->obj;
 	/* Ingested at once: a small file already sent in one PUT and verified. */
 	int ingested = o->state == CAT_INGESTED;
 	if (!path_valid(o->path, 0) || !o->key || !*o->key) {
@@ -1452,9 +1466,14 @@ static int w_op_obj_add(struct cat *c, struct req *r)
 		rc = w_event(c, id, NULL, "ingested", detail);
 		free(detail);
 	}
-	r->id = id;
-	r->version = version;
+	*id_out = id;
+	*version_out = version;
 	return rc;
+}
+
+static int w_op_obj_add(struct cat *c, struct req *r)
+{
+	return w_obj_add(c, r->obj, &r->id, &r->version);
 }
 
 /* Legal transitions, [from][to]. */
@@ -1813,6 +1832,8 @@ static int w_run(struct cat *c, struct req *r)
 		if (!r->s2 || !*r->s2)
 			return -EINVAL;
 		return w_event(c, r->id, r->s1, r->s2, r->s3);
+	case OP_OBJ_ADD_MANY: /* row by row, in w_run_row */
+		break;
 	}
 	return -EINVAL;
 }
@@ -1849,56 +1870,174 @@ static int w_simple(struct cat *c, enum wstmt id, const char *what)
 	return st ? st_exec(c, c->db, st, what) : -EIO;
 }
 
+/* Rows a request holds: what CAT_BATCH_MAX and the stats count. */
+static size_t req_rows(const struct req *r)
+{
+	return r->op == OP_OBJ_ADD_MANY ? r->nobjs : 1;
+}
+
+/* Fails whatever of q had not failed yet (its transaction is lost). */
+static void req_fail(struct req *q, int e)
+{
+	if (q->op != OP_OBJ_ADD_MANY) {
+		if (q->rc == 0)
+			q->rc = e;
+		return;
+	}
+	for (size_t i = 0; i < q->nobjs; i++)
+		if (q->results[i] == 0)
+			q->results[i] = e;
+}
+
+/* Runs row i of r (a request, or one row of a batch of adds). */
+static int w_run_row(struct cat *c, struct req *r, size_t i)
+{
+	if (r->op != OP_OBJ_ADD_MANY)
+		return r->rc = w_run(c, r);
+	struct cat_obj *o = &r->objs[i];
+	int64_t id = 0;
+	int version = 0;
+	int rc = w_obj_add(c, o, &id, &version);
+	if (rc == 0) {
+		o->id = id;
+		o->version = version;
+	}
+	return r->results[i] = rc;
+}
+
+/* The result of unit (r, i) so far. */
+static int unit_rc(const struct req *r, size_t i)
+{
+	return r->op == OP_OBJ_ADD_MANY ? r->results[i] : r->rc;
+}
+
+/* The next unit of work after (r, i): the next row, or the next request. */
+static void unit_next(struct req **r, size_t *i)
+{
+	if (++*i >= req_rows(*r)) {
+		*r = (*r)->next;
+		*i = 0;
+	}
+}
+
+/* SQLite rolled the whole transaction back (disk full, I/O error): the
+ * requests from first to r are lost; the caller starts again after r. */
+static void txn_lost(struct cat *c, struct req *first, struct req *r, int rc)
+{
+	int e = rc ? rc : -EIO;
+	for (struct req *q = first; q != r->next; q = q->next)
+		req_fail(q, e);
+	log_err("catalog %s: transaction rolled back by SQLite; %s", c->file, strerror(-e));
+}
+
 /* Runs a batch of requests in as few transactions as possible: normally
- * one. Each request runs under its own savepoint, so a request that fails
- * is undone alone and the others still commit. */
+ * one. A request, or a row of a batch of adds, that fails is undone alone
+ * and the others still commit.
+ *
+ * A savepoint per request made SQLite copy every page the request touched
+ * into its sub-journal: a third of the writer's instructions for an add.
+ * So requests run in segments, one savepoint for many of them. A request
+ * that fails without having changed a row (sqlite3_total_changes64, which
+ * a statement SQLite rolled back does not count) needs no undo. One that
+ * fails after changing rows rolls the segment back; the requests before it
+ * in the segment, which succeeded on the same data, run again each under
+ * its own savepoint; the failed one keeps its result; a new segment starts
+ * after it. Each request thus runs at most twice, and only when a request
+ * after it in its segment failed late. */
 static void run_batch(struct cat *c, struct req *batch, struct req *end)
 {
 	struct req *r = batch;
+	size_t i = 0;
 	while (r != end) {
 		struct req *first = r;
 		int rc = w_simple(c, W_BEGIN, "beginning a transaction");
 		if (rc) {
 			for (; r != end; r = r->next)
-				r->rc = rc;
+				req_fail(r, rc);
 			return;
 		}
-		int broken = 0;
+		int broken = 0, seg_open = 0;
+		struct req *seg_r = NULL;
+		size_t seg_i = 0;
 		memset(&c->txn_tally, 0, sizeof c->txn_tally);
-		for (; r != end && !broken; r = r->next) {
-			memset(&c->req_tally, 0, sizeof c->req_tally);
-			rc = w_simple(c, W_SAVEPOINT, "savepoint");
-			r->rc = rc ? rc : w_run(c, r);
-			if (sqlite3_get_autocommit(c->db)) {
-				/* SQLite rolled the whole transaction back (disk
-				 * full, I/O error): the requests before this one
-				 * are lost as well. Start again with the rest. */
-				int e = r->rc ? r->rc : -EIO;
-				for (struct req *q = first; q != r->next; q = q->next)
-					if (q->rc == 0)
-						q->rc = e;
-				log_err("catalog %s: transaction rolled back by SQLite; %s",
-				        c->file, strerror(-e));
-				broken = 1;
-				continue;
+		while (r != end && !broken) {
+			if (!seg_open) {
+				if ((rc = w_simple(c, W_SEG_SAVEPOINT, "savepoint"))) {
+					txn_lost(c, first, r, rc);
+					broken = 1;
+					break;
+				}
+				seg_open = 1;
+				seg_r = r;
+				seg_i = i;
+				memset(&c->seg_tally, 0, sizeof c->seg_tally);
 			}
-			if (r->rc)
-				w_simple(c, W_ROLLBACK_TO, "rolling back a request");
-			else
-				tally_add(&c->txn_tally, &c->req_tally);
-			w_simple(c, W_RELEASE, "releasing a savepoint");
+			memset(&c->req_tally, 0, sizeof c->req_tally);
+			sqlite3_int64 changes = sqlite3_total_changes64(c->db);
+			rc = w_run_row(c, r, i);
+			if (sqlite3_get_autocommit(c->db)) {
+				txn_lost(c, first, r, rc);
+				broken = 1;
+				break;
+			}
+			if (rc == 0) {
+				tally_add(&c->seg_tally, &c->req_tally);
+			} else if (sqlite3_total_changes64(c->db) != changes) {
+				/* Undo the segment and redo its good part. */
+				w_simple(c, W_SEG_ROLLBACK_TO, "rolling back a segment");
+				memset(&c->seg_tally, 0, sizeof c->seg_tally);
+				for (struct req *q = seg_r; q != r || seg_i != i; unit_next(&q, &seg_i)) {
+					/* One that failed changed nothing and would
+					 * fail again the same way. */
+					if (unit_rc(q, seg_i))
+						continue;
+					memset(&c->req_tally, 0, sizeof c->req_tally);
+					int e = w_simple(c, W_SAVEPOINT, "savepoint");
+					if (e == 0)
+						e = w_run_row(c, q, seg_i);
+					if (sqlite3_get_autocommit(c->db)) {
+						txn_lost(c, first, r, e);
+						broken = 1;
+						break;
+					}
+					if (e)
+						w_simple(c, W_ROLLBACK_TO, "rolling back a request");
+					else
+						tally_add(&c->seg_tally, &c->req_tally);
+					w_simple(c, W_RELEASE, "releasing a savepoint");
+				}
+				if (broken)
+					break;
+				w_simple(c, W_SEG_RELEASE, "releasing a savepoint");
+				tally_add(&c->txn_tally, &c->seg_tally);
+				seg_open = 0;
+			}
+			unit_next(&r, &i);
 		}
-		if (broken)
+		if (broken) {
+			/* Start again after the request that was running. */
+			r = r->next;
+			i = 0;
 			continue;
+		}
+		if (seg_open) {
+			w_simple(c, W_SEG_RELEASE, "releasing a savepoint");
+			tally_add(&c->txn_tally, &c->seg_tally);
+		}
 		rc = w_totals(c);
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC), u0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		if (rc == 0)
 			rc = w_simple(c, W_COMMIT, "committing");
+		int64_t t1 = clock_ns(CLOCK_MONOTONIC), u1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		pthread_mutex_lock(&c->qlock);
+		c->stats.commit_ns += t1 - t0;
+		c->stats.commit_cpu_ns += u1 - u0;
+		pthread_mutex_unlock(&c->qlock);
 		if (rc) {
 			if (!sqlite3_get_autocommit(c->db))
 				w_simple(c, W_ROLLBACK, "rolling back");
 			for (struct req *q = first; q != r; q = q->next)
-				if (q->rc == 0)
-					q->rc = rc;
+				req_fail(q, rc);
 		} else {
 			pthread_mutex_lock(&c->qlock);
 			c->stats.transactions++;
@@ -1923,8 +2062,8 @@ static void *writer_main(void *arg)
 		struct req *batch = c->qhead, *end = batch;
 		uint64_t n = 0;
 		while (end && n < CAT_BATCH_MAX) {
+			n += req_rows(end);
 			end = end->next;
-			n++;
 		}
 		c->qhead = end;
 		if (!end)
@@ -1936,20 +2075,27 @@ static void *writer_main(void *arg)
 			sqlite3_busy_timeout(c->db, busy_ms);
 			c->busy_applied = busy_ms;
 		}
-		int64_t t0 = clock_ns(CLOCK_MONOTONIC);
+		int64_t t0 = clock_ns(CLOCK_MONOTONIC), u0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		run_batch(c, batch, end);
 		int64_t busy = clock_ns(CLOCK_MONOTONIC) - t0;
+		int64_t u1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 
 		uint64_t failed = 0;
-		for (struct req *r = batch; r != end; r = r->next)
-			failed += r->rc != 0;
+		for (struct req *r = batch; r != end; r = r->next) {
+			if (r->op != OP_OBJ_ADD_MANY)
+				failed += r->rc != 0;
+			else
+				for (size_t i = 0; i < r->nobjs; i++)
+					failed += r->results[i] != 0;
+		}
 		pthread_mutex_lock(&c->qlock);
 		c->stats.requests += n;
 		c->stats.failed += failed;
 		if (n > c->stats.max_batch)
 			c->stats.max_batch = n;
 		c->stats.busy_ns += busy;
-		c->stats.cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		c->stats.busy_cpu_ns += u1 - u0;
+		c->stats.cpu_ns = u1;
 		pthread_mutex_unlock(&c->qlock);
 		/* Waiters are woken outside qlock, so none of them blocks on
 		 * it right after waking. */
@@ -2027,6 +2173,34 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o)
 		o->current = 1;
 	}
 	return rc;
+}
+
+int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results)
+{
+	int first_err = 0;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < CAT_ADD_MANY_MAX ? n - done : CAT_ADD_MANY_MAX;
+		struct req r = {
+		    .op = OP_OBJ_ADD_MANY, .objs = objs + done, .results = results + done, .nobjs = k};
+		memset(results + done, 0, k * sizeof *results);
+		int rc = submit(cat, &r);
+		for (size_t i = done; i < done + k; i++) {
+			if (rc && results[i] == 0)
+				results[i] = rc; /* never reached the writer */
+			if (results[i] == 0) {
+				if (objs[i].state != CAT_INGESTED)
+					objs[i].state = CAT_PENDING;
+				objs[i].current = 1;
+			} else {
+				objs[i].id = 0;
+				objs[i].version = 0;
+				if (!first_err)
+					first_err = results[i];
+			}
+		}
+		done += k;
+	}
+	return first_err;
 }
 
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id)

@@ -115,13 +115,18 @@ void cat_close(struct cat *cat);
  * transaction is the group-commit batching factor (one WAL fsync per
  * transaction). */
 struct cat_stats {
-	uint64_t requests;     /* write requests executed */
+	uint64_t requests;     /* write requests executed (each row of
+	                        * cat_obj_add_many counts as one) */
 	uint64_t failed;       /* of which returned an error */
 	uint64_t transactions; /* committed write transactions */
 	uint64_t max_batch;    /* most requests taken at once */
 	uint64_t busy_ns;      /* writer time inside transactions (wall) */
 	uint64_t cpu_ns;       /* writer thread CPU time */
 	uint64_t checkpoints;  /* WAL checkpoints run by the checkpointer */
+	uint64_t busy_cpu_ns;  /* of cpu_ns, inside transactions */
+	uint64_t commit_ns;    /* of busy_ns, in COMMIT (WAL write, fsync, and
+	                        * checkpoints the writer runs itself) */
+	uint64_t commit_cpu_ns; /* of busy_cpu_ns, in COMMIT */
 };
 void cat_stats(struct cat *cat, struct cat_stats *out);
 /* How long a write or read waits for a lock held by another process before
@@ -152,6 +157,18 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * refused (-EINVAL). Events: "add", then "ingested". The new version
  * starts with a copy of the metadata (AVUs) of the version it replaces. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
+/* Registers n objects as cat_obj_add does each, in order, in one request
+ * to the writer (one commit waited for, not n). A row that fails is undone
+ * alone and the others are registered. results[i] is row i's fate: 0
+ * (objs[i].id, version, state, current set as by cat_obj_add) or its
+ * negative errno (-EINVAL, -EISDIR, -ENOTDIR, -EEXIST, ...; then objs[i].id
+ * and version are 0; a failed commit fails every row it held). The same
+ * path twice in one batch makes two versions, as two cat_obj_add would.
+ * Returns 0 if every row was registered, else the errno of the first row
+ * that failed. Rows beyond CAT_ADD_MANY_MAX go in further requests,
+ * committed in turn. */
+#define CAT_ADD_MANY_MAX 1000
+int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results);
 
 /* Transitions; each also appends an event. */
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id);

@@ -94,6 +94,14 @@ static int load_file(const char *file, const char *profile, struct s3_creds *out
 		close(fd);
 		return -EINVAL;
 	}
+	/* Whoever can rewrite the file chooses the keys, and with them the
+	 * bucket the data goes to: only its reader or root may own it. */
+	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+		log_err("credentials file %s is owned by uid %u: it must be owned by uid %u or root",
+			file, (unsigned)sb.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -EPERM;
+	}
 	if (sb.st_mode & 077) {
 		log_err("credentials file %s has mode %04o: it must be 0600 (readable by its owner only)",
 			file, (unsigned)(sb.st_mode & 07777));

@@ -356,6 +356,33 @@ static char *copy_source(struct s3_client *c, const char *src_key)
 	return buf_detach(&b);
 }
 
+/* Sends a prepared CopyObject or UploadPartCopy request: the source (and
+ * its byte range, if any) in headers, the new ETag from the XML answer. */
+static int perform_copy(struct s3_client *c, struct s3_req *r, const char *src_key,
+			const char *range, char etag[S3_ETAG_MAX], struct s3_status *st)
+{
+	struct s3_resp p = {0};
+	struct hdr_store s = {0};
+	char tag[S3_ETAG_MAX] = "";
+	s.copy_source = copy_source(c, src_key);
+	if (!s.copy_source)
+		return -ENOMEM;
+	s3req_header(r, "x-amz-copy-source", s.copy_source);
+	if (range) {
+		snprintf(s.range, sizeof s.range, "%s", range);
+		s3req_header(r, "x-amz-copy-source-range", s.range);
+	}
+	r->sink = SINK_MEM;
+	r->parse = parse_copy;
+	r->parse_arg = tag;
+	int rc = s3req_perform(c, r, &p, st);
+	if (!rc && etag)
+		snprintf(etag, S3_ETAG_MAX, "%s", tag);
+	store_free(&s);
+	s3req_resp_free(&p);
+	return rc;
+}
+
 int s3_mpu_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id,
 			    int part_number, const char *src_key, uint64_t off, uint64_t len,
 			    char etag[S3_ETAG_MAX], struct s3_status *st)
@@ -369,28 +396,13 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *key, const char *up
 	    len > S3_MAX_PART_SIZE)
 		return fail_early("UploadPartCopy", key, -EINVAL, st, "bad upload id, part number or range");
 	struct s3_req r;
-	struct s3_resp p = {0};
-	struct hdr_store s = {0};
-	char num[16], tag[S3_ETAG_MAX] = "";
+	char num[16], range[64];
 	snprintf(num, sizeof num, "%d", part_number);
-	snprintf(s.range, sizeof s.range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
+	snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
 	s3req_init(&r, "UploadPartCopy", "PUT", key);
 	s3req_query(&r, "partNumber", num);
 	s3req_query(&r, "uploadId", upload_id);
-	s.copy_source = copy_source(c, src_key);
-	if (!s.copy_source)
-		return -ENOMEM;
-	s3req_header(&r, "x-amz-copy-source", s.copy_source);
-	s3req_header(&r, "x-amz-copy-source-range", s.range);
-	r.sink = SINK_MEM;
-	r.parse = parse_copy;
-	r.parse_arg = tag;
-	rc = s3req_perform(c, &r, &p, st);
-	if (!rc && etag)
-		snprintf(etag, S3_ETAG_MAX, "%s", tag);
-	store_free(&s);
-	s3req_resp_free(&p);
-	return rc;
+	return perform_copy(c, &r, src_key, range, etag, st);
 }
 
 static int copy_multipart(struct s3_client *c, const char *src_key, const char *dst_key,
@@ -463,23 +475,8 @@ int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key
 	}
 	s3_object_info_clear(&src);
 	struct s3_req r;
-	struct s3_resp p = {0};
-	struct hdr_store s = {0};
-	char tag[S3_ETAG_MAX] = "";
 	s3req_init(&r, "CopyObject", "PUT", dst_key);
-	s.copy_source = copy_source(c, src_key);
-	if (!s.copy_source)
-		return -ENOMEM;
-	s3req_header(&r, "x-amz-copy-source", s.copy_source);
-	r.sink = SINK_MEM;
-	r.parse = parse_copy;
-	r.parse_arg = tag;
-	rc = s3req_perform(c, &r, &p, st);
-	if (!rc && etag)
-		snprintf(etag, S3_ETAG_MAX, "%s", tag);
-	store_free(&s);
-	s3req_resp_free(&p);
-	return rc;
+	return perform_copy(c, &r, src_key, NULL, etag, st);
 }
 
 static int parse_list(struct s3_req *r, struct s3_resp *p)

@@ -395,6 +395,8 @@ static void one_end(struct xp *x, int depth, const char *name, const char *paren
 	if (v->etag) {
 		if (s3x_etag_unquote(text, len, v->etag))
 			xp_fail(x, -EPROTO, "ETag too long%s", "");
+		else if (!v->etag[0]) /* S3 always names the object it made */
+			xp_fail(x, -EPROTO, "empty ETag%s", "");
 	} else {
 		free(v->value);
 		v->value = dup_text(x, text, len);
@@ -493,6 +495,8 @@ static void parts_end(struct xp *x, int depth, const char *name, const char *par
 	} else if (strcmp(name, "ETag") == 0) {
 		if (s3x_etag_unquote(text, len, part->etag))
 			xp_fail(x, -EPROTO, "ETag too long in part list%s", "");
+		else if (!part->etag[0])
+			xp_fail(x, -EPROTO, "empty ETag in part list%s", "");
 	} else if (strcmp(name, "Size") == 0) {
 		if (parse_u64(text, len, &part->size))
 			xp_fail(x, -EPROTO, "bad part Size: %s", text);

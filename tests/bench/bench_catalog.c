@@ -1,13 +1,16 @@
 /* bench_catalog.c - catalog throughput and lookup latency.
  *
- *   bench-catalog [-n ROWS] [-t THREADS] [-m add|full|ingested] [-l LOOKUPS] [-d DIR] [-k] [-s]
+ *   bench-catalog [-n ROWS] [-t THREADS] [-m add|full|ingested] [-b BATCH] [-l LOOKUPS] [-d DIR]
+ *                 [-k] [-s]
  *
  * Registers ROWS objects from THREADS threads (each call waits for its
  * commit, like the daemon's threads do), then times LOOKUPS cat_obj_get of
  * random paths, then reports the file size per row. `add`: cat_obj_add only;
  * `full`: add, set_uploading, set_ingested (a file uploaded after close);
  * `ingested`: one add of an object already uploaded (a small file sent in
- * one PUT before it is registered).
+ * one PUT before it is registered). -b BATCH: each call registers BATCH
+ * objects with cat_obj_add_many (add and ingested modes), as the
+ * rescanner and lzfsctl scan do with a task's files.
  * Files are named in sequence (run/sample/file numbers) and threads take
  * the next number from a shared counter, as parallel writers of one
  * acquisition do; -s gives each thread its own directory instead (the
@@ -30,6 +33,7 @@ static int threads = 64;
 static int full; /* -m full */
 static int one;  /* -m ingested: added as ingested, one request */
 static int lookups = 100000;
+static int batch = 1;    /* -b: rows per cat_obj_add_many, 1 = cat_obj_add */
 static int spread;       /* -s: each thread its own directory */
 static int64_t next_row; /* shared counter otherwise */
 
@@ -57,29 +61,62 @@ static void path_of(int64_t i, char *buf, size_t size)
 	         (long long)(i / 1000 % 100), (long long)i);
 }
 
+static void fill(int64_t i, struct cat_obj *o, char *path, size_t psize, char *key, size_t ksize)
+{
+	path_of(i, path, psize);
+	snprintf(key, ksize, "landing/%s", path);
+	*o = (struct cat_obj){.path = path,
+	                      .bucket = "bench",
+	                      .key = key,
+	                      .size = i & 0xffff,
+	                      .mode = 0100644,
+	                      .uid = 1000,
+	                      .gid = 1000,
+	                      .mtime_ns = 1700000000000000000LL + i,
+	                      .source = "mount"};
+	if (one) {
+		o->state = CAT_INGESTED;
+		strcpy(o->sha256, SHA);
+		strcpy(o->etag, ETAG);
+	}
+}
+
+/* -b: BATCH rows per call, the numbers taken BATCH at a time. */
+static void work_batched(struct worker *w)
+{
+	struct cat_obj *objs = calloc(batch, sizeof *objs);
+	int *results = calloc(batch, sizeof *results);
+	char(*paths)[128] = calloc(batch, sizeof *paths);
+	char(*keys)[160] = calloc(batch, sizeof *keys);
+	for (int64_t n = 0; n < w->count; n += batch) {
+		int k = w->count - n < batch ? (int)(w->count - n) : batch;
+		int64_t base =
+		    spread ? w->first + n : __atomic_fetch_add(&next_row, k, __ATOMIC_RELAXED);
+		for (int j = 0; j < k; j++)
+			fill(base + j, &objs[j], paths[j], sizeof paths[j], keys[j], sizeof keys[j]);
+		cat_obj_add_many(w->cat, objs, k, results);
+		for (int j = 0; j < k; j++)
+			w->errors += results[j] != 0;
+	}
+	free(keys);
+	free(paths);
+	free(results);
+	free(objs);
+}
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
 	char path[128], key[160];
+	if (batch > 1) {
+		work_batched(w);
+		return NULL;
+	}
 	for (int64_t n = 0; n < w->count; n++) {
 		int64_t i =
 		    spread ? w->first + n : __atomic_fetch_add(&next_row, 1, __ATOMIC_RELAXED);
-		path_of(i, path, sizeof path);
-		snprintf(key, sizeof key, "landing/%s", path);
-		struct cat_obj o = {.path = path,
-		                    .bucket = "bench",
-		                    .key = key,
-		                    .size = i & 0xffff,
-		                    .mode = 0100644,
-		                    .uid = 1000,
-		                    .gid = 1000,
-		                    .mtime_ns = 1700000000000000000LL + i,
-		                    .source = "mount"};
-		if (one) {
-			o.state = CAT_INGESTED;
-			strcpy(o.sha256, SHA);
-			strcpy(o.etag, ETAG);
-		}
+		struct cat_obj o;
+		fill(i, &o, path, sizeof path, key, sizeof key);
 		if (cat_obj_add(w->cat, &o) != 0) {
 			w->errors++;
 			continue;
@@ -110,7 +147,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL;
 	int keep = 0, opt;
-	while ((opt = getopt(argc, argv, "n:t:m:l:d:ks")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:m:b:l:d:ks")) != -1) {
 		switch (opt) {
 		case 'n':
 			rows = atoll(optarg);
@@ -121,6 +158,9 @@ int main(int argc, char **argv)
 		case 'm':
 			full = strcmp(optarg, "full") == 0;
 			one = strcmp(optarg, "ingested") == 0;
+			break;
+		case 'b':
+			batch = atoi(optarg);
 			break;
 		case 'l':
 			lookups = atoi(optarg);
@@ -138,12 +178,12 @@ int main(int argc, char **argv)
 			fprintf(
 			    stderr,
 			    "usage: bench-catalog [-n ROWS] [-t THREADS] [-m add|full|ingested] "
-			    "[-l LOOKUPS] [-d DIR] [-k] [-s]\n");
+			    "[-b BATCH] [-l LOOKUPS] [-d DIR] [-k] [-s]\n");
 			return 2;
 		}
 	}
-	if (rows < 1 || threads < 1 || threads > 1024) {
-		fprintf(stderr, "bench-catalog: bad -n or -t\n");
+	if (rows < 1 || threads < 1 || threads > 1024 || batch < 1 || (batch > 1 && full)) {
+		fprintf(stderr, "bench-catalog: bad -n, -t or -b (-b is for add and ingested)\n");
 		return 2;
 	}
 	log_init("bench-catalog", LZ_WARN, 0);
@@ -182,20 +222,23 @@ int main(int argc, char **argv)
 	struct cat_stats st;
 	cat_stats(cat, &st);
 	printf(
-	    "names %s\nmode %s\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
+	    "names %s\nmode %s\nbatch %d\nrows %lld\nthreads %d\nerrors %d\nseconds %.2f\nrows_per_s %.0f\n"
 	    "requests_per_s %.0f\ntransactions %llu\nrequests_per_transaction %.1f\n"
 	    "max_batch %llu\nwriter_busy_s %.2f\nwriter_cpu_s %.2f\nwriter_cpu_us_per_row %.1f\n"
-	    "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n",
+	    "rows_per_writer_cpu_s %.0f\nprocess_cpu_s %.2f\ncheckpoints %llu\n"
+	    "writer_commit_s %.2f\nwriter_commit_cpu_s %.2f\nwriter_waiting_s %.2f\n",
 	    spread ? "per-thread" : "sequential",
 	    full  ? "full"
 	    : one ? "ingested"
 	          : "add",
-	    (long long)rows, threads, errors, secs, rows / secs, st.requests / secs,
+	    batch, (long long)rows, threads, errors, secs, rows / secs, st.requests / secs,
 	    (unsigned long long)st.transactions,
 	    (double)st.requests / (st.transactions ? st.transactions : 1),
 	    (unsigned long long)st.max_batch, st.busy_ns / 1e9, st.cpu_ns / 1e9,
 	    st.cpu_ns / 1e3 / rows, rows / (st.cpu_ns / 1e9), cpu_s() - c0,
-	    (unsigned long long)st.checkpoints);
+	    (unsigned long long)st.checkpoints, st.commit_ns / 1e9, st.commit_cpu_ns / 1e9,
+	    /* busy, neither on a CPU nor in COMMIT: waiting for a core */
+	    (st.busy_ns - (st.commit_ns - st.commit_cpu_ns) - (double)st.busy_cpu_ns) / 1e9);
 	fflush(stdout);
 
 	/* Lookups of random existing paths, one thread, each timed. */

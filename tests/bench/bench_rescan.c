@@ -11,6 +11,11 @@
  *                                 against that catalog. Prints "key value"
  *                                 lines: seconds, files, tracked (files it
  *                                 would upload: 0 when nothing is new).
+ *   bench-rescan statwalk DIR T   the floor under any walk that must see
+ *                                 each file's size and mtime: readdir and
+ *                                 one fstatat per file, nothing else, with
+ *                                 T threads taking directories from a
+ *                                 shared stack. Prints "statwalk_s S".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,6 +204,100 @@ static int walk(const char *dir)
 	return st.tracked == 0 ? 0 : 2;
 }
 
+struct sw {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char **stack;
+	size_t n, cap;
+	int busy;                     /* threads inside a directory */
+	int failed;
+	int64_t files;
+};
+
+static void sw_push(struct sw *s, char *path)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		char **t = realloc(s->stack, cap * sizeof *t);
+		if (!t) {
+			s->failed = 1;
+			free(path);
+			return;
+		}
+		s->stack = t;
+		s->cap = cap;
+	}
+	s->stack[s->n++] = path;
+}
+
+static void *sw_worker(void *arg)
+{
+	struct sw *s = arg;
+	int64_t files = 0;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->n && s->busy)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->n)
+			break;
+		char *dir = s->stack[--s->n];
+		s->busy++;
+		pthread_mutex_unlock(&s->mu);
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (de->d_type == DT_DIR) {
+				char *sub;
+				if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0)
+					continue;
+				pthread_mutex_lock(&s->mu);
+				sw_push(s, sub);
+				pthread_cond_signal(&s->cv);
+				pthread_mutex_unlock(&s->mu);
+				continue;
+			}
+			struct stat st;
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				files++;
+		}
+		if (d)
+			closedir(d);
+		free(dir);
+		pthread_mutex_lock(&s->mu);
+		s->busy--;
+		if (!s->busy && !s->n)
+			pthread_cond_broadcast(&s->cv);
+	}
+	s->files += files;
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static int statwalk(const char *dir, int threads)
+{
+	struct sw s = {0};
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_cond_init(&s.cv, NULL);
+	if (threads < 1 || threads > THREADS)
+		return 2;
+	char *top = strdup(dir);
+	if (!top)
+		return 1;
+	double t0 = now_s();
+	sw_push(&s, top);
+	pthread_t th[THREADS];
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, sw_worker, &s);
+	for (int i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	double t1 = now_s();
+	free(s.stack);
+	printf("statwalk_s %.3f\nfiles %lld\n", t1 - t0, (long long)s.files);
+	return s.failed;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("bench-rescan", LZ_WARN, 0);
@@ -205,6 +305,8 @@ int main(int argc, char **argv)
 		return populate(argv[2], atoll(argv[3]));
 	if (argc == 3 && strcmp(argv[1], "walk") == 0)
 		return walk(argv[2]);
-	fprintf(stderr, "usage: bench-rescan populate DIR N | walk DIR\n");
+	if (argc == 4 && strcmp(argv[1], "statwalk") == 0)
+		return statwalk(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: bench-rescan populate DIR N | walk DIR | statwalk DIR THREADS\n");
 	return 2;
 }

@@ -43,6 +43,8 @@ const LABEL = {
 	'rclone-off': 'rclone mount (off)',
 	'lzfs-spool': 'lzfs, spool copy present',
 };
+for (const r of rows) if (!CLIENTS.includes(r.client)) CLIENTS.push(r.client);
+for (const c of CLIENTS) if (!LABEL[c]) LABEL[c] = c;
 const WORKLOADS = ['big', 'eight', 'small', 'tree', 'read'];
 const MiB = 1024 * 1024;
 
@@ -95,6 +97,17 @@ const cell = (s, d) => {
 	return `${fmt(s.med, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`;
 };
 const ratio = (a, b) => (a && b && b.med > 0 ? fmt(a.med / b.med, 2) : '–');
+// lzfs ÷ peer within each repetition (the runs of one repetition are minutes
+// apart, the repetitions up to an hour, on a machine whose load drifts), then
+// the median of those ratios, with their min–max.
+function paired(wl, peer, field) {
+	const get = (c) => Object.fromEntries(rows.filter((r) => r.workload === wl && r.client === c &&
+		r.status === 'ok').map((r) => [r.rep, num(r[field])]));
+	const a = get('lzfs'), b = get(peer);
+	const v = Object.keys(a).filter((k) => k in b && b[k] > 0 && !Number.isNaN(a[k])).map((k) => a[k] / b[k]);
+	if (!v.length) return '–';
+	return cell({ med: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length }, 2);
+}
 
 const TITLE = {
 	big: (b) => `One ${fmtSize(b)} file`,
@@ -113,7 +126,10 @@ const WHAT = {
 	eight: '8 `cp` processes at once into the mount; `aws s3 cp --recursive` of the directory (awscli runs its 10 threads over the files).',
 	small: 'One writer, one file after the other, as an instrument writes; files/s is files ÷ time until all are complete in S3.',
 	tree: 'Directories with files of 4 KiB, 64 KiB, 512 KiB and 2 MiB in turn; `aws s3 cp --recursive` for awscli.',
-	read: '`cp MOUNT/FILE LOCAL` from a freshly started mount (nothing cached), `aws s3 cp s3://… LOCAL`; the copy is compared with the source after the timing.',
+	read: '`cp MOUNT/FILE LOCAL` from a freshly started mount (nothing cached in the daemon), `aws s3 cp s3://… LOCAL`; ' +
+		'the copy is compared with the source after the timing. For lzfs the file was written through an lzfs mount whose ' +
+		'retention removed its spool copy, then read through a fresh daemon on the same landing directory: from the ' +
+		'catalog and S3, by ranged GETs in parallel (ingest/reader.c).',
 };
 
 const out = [];
@@ -131,12 +147,40 @@ p('[bench/peers-meta.txt](bench/peers-meta.txt). Related benchmarks: the S3 clie
 p('(`make bench-s3`, [bench/s3.md](bench/s3.md)) and the catalog (`make bench-catalog`,');
 p('[bench/catalog.md](bench/catalog.md)).');
 p();
+// When each workload was measured (MERGE=1 runs re-measure some of them):
+// start|finish|load|reps|lzfs revision|start of the run, from peers-meta.txt's
+// measured.*.
+const measured = {};
+for (const [k, v] of Object.entries(meta)) {
+	if (!k.startsWith('measured.')) continue;
+	const [start, finish, load, reps, rev, run] = v.split('|');
+	measured[k.slice(9)] = { start, finish, load, reps, rev, run };
+}
+const presentWls = WORKLOADS.filter((w) => rows.some((r) => r.workload === w));
+const runKeys = new Set(presentWls.map((w) => (measured[w] ? measured[w].run : meta.started)));
+const oneRun = runKeys.size <= 1;
 p('## How this was measured');
 p();
-p(`- Run: ${meta.started} – ${meta.finished}, ${meta.reps} repetition(s) of every run; tables show`);
-p('  the median and, in parentheses, the minimum and maximum.');
-p(`- Machine: ${meta.machine}; load average ${meta.load}. Disk: ${meta.disk}.`);
-p(`- Versions: lzfs ${meta.lzfs}, ${meta.awscli}, s3fs ${meta.s3fs}, ${meta.rclone}, node ${meta.node},`);
+if (oneRun) {
+	p(`- Run: ${meta.started} – ${meta.finished}, ${meta.reps} repetition(s) of every run; tables show`);
+	p('  the median and, in parentheses, the minimum and maximum.');
+	p(`- Machine: ${meta.machine}; load average ${meta.load}. Disk: ${meta.disk}.`);
+	p(`- Versions: lzfs ${meta.lzfs}, ${meta.awscli}, s3fs ${meta.s3fs}, ${meta.rclone}, node ${meta.node},`);
+} else {
+	p('- The workloads were measured in separate runs (`MERGE=1`); every client of a workload ran in');
+	p('  the same run. Tables show the median and, in parentheses, the minimum and maximum.');
+	p();
+	p('  | workload | measured | repetitions | load average (1, 5, 15 min) | lzfs |');
+	p('  |---|---|---|---|---|');
+	for (const w of presentWls) {
+		const m = measured[w] || {};
+		const first = rows.find((r) => r.workload === w);
+		p(`  | ${TITLE[w](num(first.bytes), num(first.files))} | ${m.start || '?'} – ${m.finish || '?'} | ${m.reps || '?'} | ${m.load || '?'} | ${m.rev || '?'} |`);
+	}
+	p();
+	p(`- Machine: ${meta.machine}. Disk: ${meta.disk}.`);
+	p(`- Versions (latest run): ${meta.awscli}, s3fs ${meta.s3fs}, ${meta.rclone}, node ${meta.node},`);
+}
 p(`  s3rver ${meta.s3rver}, libfuse ${meta.libfuse}, ${meta.curl}.`);
 p(`- Sizes: ${meta.sizes}.`);
 p('- Server: the test S3 of tests/s3 (s3rver behind the node proxy that verifies every SigV4');
@@ -149,17 +193,21 @@ p('- Each run starts a fresh daemon on its own prefix, so its peak RSS (VmHWM) a
 p('  (user + system of all its threads, from /proc/PID/stat, from the start of the workload until the');
 p('  data is complete in S3) are that run\'s. For `aws s3 cp` they are the awscli process\'s (`/usr/bin/time`). The source files');
 p('  are in the page cache.');
+if (meta.read_cache && presentWls.includes('read')) p(`- Reads: ${meta.read_cache}.`);
 p('- **close**: seconds until the writer (`cp`, `aws`) returned. **durable**: seconds until the data');
 p('  was complete in S3, checked with HEAD (one object) or ListObjectsV2 (many) by');
 p('  `build/bench-probe`, polling every 20 ms (HEAD) or 200 ms (list) from the moment close returned.');
 p('  **close→S3**: durable − close; "(1st HEAD)" says that the first HEAD or list sent after close()');
 p('  already found the data complete, so the data was in S3 when close() returned and the time shown is');
 p('  only the probe\'s start-up and round trip. Throughput is bytes (or files) ÷ durable.');
-p('- Ratios are **lzfs ÷ peer** of a cost (time, memory, CPU): **below 1 means lzfs is better**.');
+p('- Ratios are **lzfs ÷ peer** of a cost (time, memory, CPU): **below 1 means lzfs is better**. They');
+p('  are taken within each repetition (lzfs and the peer ran minutes apart) and the median of the');
+p('  repetitions is shown, so that a drift of the machine\'s load over the hour cancels out.');
 p();
 p('Settings:');
 p();
 for (const c of CLIENTS) if (meta[`settings.${c}`]) p(`- ${LABEL[c]}: \`${meta[`settings.${c}`]}\``);
+if (meta['settings.lzfs-read'] && presentWls.includes('read')) p(`- lzfs, ${meta['settings.lzfs-read']}.`);
 for (const c of CLIENTS) if (meta[`unavailable.${c}`]) p(`- **${LABEL[c]} could not run**: ${meta[`unavailable.${c}`]}`);
 p();
 
@@ -168,7 +216,9 @@ const present = WORKLOADS.filter((w) => rows.some((r) => r.workload === w));
 const peers = CLIENTS.filter((c) => c !== 'lzfs' && c !== 'lzfs-spool' && rows.some((r) => r.client === c));
 p('## Summary');
 p();
-p('Time until the data is complete in S3, lzfs ÷ peer (below 1: lzfs is faster).');
+p('Time until the data is complete in S3 (for the read-back: until the local copy is complete),');
+p('lzfs ÷ peer (below 1: lzfs is faster): the median of the ratios of each repetition, with their');
+p('min–max.');
 p();
 p(`| workload | ${peers.map((c) => LABEL[c]).join(' | ')} |`);
 p(`|---|${peers.map(() => '---').join('|')}|`);
@@ -176,7 +226,7 @@ for (const wl of present) {
 	const l = stats(wl, 'lzfs');
 	const first = rows.find((r) => r.workload === wl);
 	p(`| ${TITLE[wl](num(first.bytes), num(first.files))} | ${peers
-		.map((c) => (l && l.status === 'n/a' ? 'n/a' : ratio(l && l.durable, (stats(wl, c) || {}).durable)))
+		.map((c) => (l && l.status === 'n/a' ? 'n/a' : paired(wl, c, 't_durable')))
 		.join(' | ')} |`);
 }
 p();
@@ -187,7 +237,7 @@ p();
 	const items = [];
 	if (lb && lb.status === 'ok' && ab && ab.status === 'ok')
 		items.push(`\`cp\` of ${fmtSize(lb.bytes)} into the lzfs mount until close() returns: ${cell(lb.close)} s; ` +
-			`\`aws s3 cp\` of the same file: ${cell(ab.close)} s (lzfs ÷ aws = ${ratio(lb.close, ab.close)}).`);
+			`\`aws s3 cp\` of the same file: ${cell(ab.close)} s (lzfs ÷ aws = ${paired('big', 'aws', 't_close')}).`);
 	if (lb && lb.status === 'ok')
 		items.push(`Close-to-durable latency of lzfs: 0 by design (durability=close); the first HEAD sent after ` +
 			`close() found the complete object in ${lb.first} of ${lb.ok.length} runs ` +
@@ -239,13 +289,13 @@ for (const wl of present) {
 	p();
 	const l = plotRows[wl].lzfs;
 	if (l && l.status === 'ok') {
-		p('lzfs ÷ peer (below 1: lzfs is better):');
+		p('lzfs ÷ peer (below 1: lzfs is better), median of the per-repetition ratios (min–max):');
 		p();
 		p('| peer | close | durable | peak RSS | CPU | server CPU |');
 		p('|---|---|---|---|---|---|');
 		for (const [c, s] of list) {
 			if (c === 'lzfs' || c === 'lzfs-spool' || s.status !== 'ok') continue;
-			p(`| ${LABEL[c]} | ${ratio(l.close, s.close)} | ${ratio(l.durable, s.durable)} | ${ratio(l.rss, s.rss)} | ${ratio(l.cpu, s.cpu)} | ${ratio(l.srv, s.srv)} |`);
+			p(`| ${LABEL[c]} | ${paired(wl, c, 't_close')} | ${paired(wl, c, 't_durable')} | ${paired(wl, c, 'rss_kib')} | ${paired(wl, c, 'cpu_s')} | ${paired(wl, c, 'server_cpu_s')} |`);
 		}
 		p();
 		p('close: time until close() returned; durable: until complete in S3; CPU: the daemon\'s (for');
@@ -289,7 +339,7 @@ function clustered(name, title, ylabel, wls, measure, clients) {
 const mountsAndAws = ['lzfs', 'aws', 's3fs', 'rclone-writes', 'rclone-off'];
 const SHORT = { lzfs: 'lzfs', aws: 'aws s3 cp', s3fs: 's3fs', 'rclone-writes': 'rclone writes',
 	'rclone-off': 'rclone off', 'lzfs-spool': 'lzfs (spool copy)' };
-clustered('peers-throughput', 'Throughput until complete in S3 (higher is better; bars: min-max)',
+clustered('peers-throughput', 'Throughput: writes until complete in S3, read back until copied (higher is better; bars: min-max)',
 	'MiB/s', ['big', 'eight', 'read'], 'mibs', mountsAndAws);
 clustered('peers-files', 'Files per second until complete in S3 (higher is better; bars: min-max)',
 	'files/s', ['small', 'tree'], 'fps', mountsAndAws);

@@ -9,8 +9,10 @@
 #   PART=1 or PART=2                only the walk, or only the new files
 #
 # The big tree is kept in $BENCH_DIR (default /tmp/lzfs-bench-rescan) between
-# runs (making it takes minutes); RM=1 removes it at the end. Times are the
-# best of 3 runs with warm caches. Prints a Markdown table.
+# runs (making it takes minutes); RM=1 removes it at the end. Walk times are
+# the median of 3 runs with warm caches, the walks interleaved so that a
+# change in the machine's load hits all of them; the new-file times are the
+# best of 2. Prints a Markdown table.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -26,16 +28,14 @@ export AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret AWS_DEFAU
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
 now() { date +%s.%N; }
-# best CMD...: the shortest wall time of 3 runs, in seconds.
-best() {
-	local b="" i t0 t
-	for i in 1 2 3; do
-		t0=$(now)
-		"$@" >/dev/null 2>&1
-		t=$(echo "$(now) - $t0" | bc)
-		if [ -z "$b" ] || [ "$(echo "$t < $b" | bc)" = 1 ]; then b=$t; fi
-	done
-	printf '%.3f' "$b"
+# median3 A B C: the middle one.
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+# timed1 CMD...: the wall time of one run, in seconds.
+timed1() {
+	local t0
+	t0=$(now)
+	"$@" >/dev/null 2>&1
+	printf '%.3f' "$(echo "$(now) - $t0" | bc)"
 }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
@@ -49,25 +49,38 @@ if [ "$PART" != 2 ]; then
 tree=$WORK/tree-$N
 "$BUILD/bench-rescan" populate "$tree" "$N" | sed 's/^/# populate: /'
 find "$tree" >/dev/null # warm the caches
-t_find=$(best find "$tree")
-t_fstat=$(best find "$tree" -printf '%s %T@\n')
-first="" periodic=""
+"$BUILD/bench-rescan" statwalk "$tree" 1 >/dev/null
+fi_=() fp=() s1=() s2=() first=() periodic=()
 for i in 1 2 3; do
+	fi_+=("$(timed1 find "$tree")")
+	fp+=("$(timed1 find "$tree" -printf '%s %T@\n')")
+	s1+=("$("$BUILD/bench-rescan" statwalk "$tree" 1 | awk '/^statwalk_s/ {print $2}')")
+	s2+=("$("$BUILD/bench-rescan" statwalk "$tree" 2 | awk '/^statwalk_s/ {print $2}')")
 	out=$("$BUILD/bench-rescan" walk "$tree") || { echo "bench-rescan walk failed: $out" >&2; exit 1; }
-	f=$(awk '/^first_walk_s/ {print $2}' <<<"$out")
-	p=$(awk '/^periodic_walk_s/ {print $2}' <<<"$out")
-	[ -z "$first" ] || [ "$(echo "$f < $first" | bc)" = 1 ] && first=$f
-	[ -z "$periodic" ] || [ "$(echo "$p < $periodic" | bc)" = 1 ] && periodic=$p
+	first+=("$(awk '/^first_walk_s/ {print $2}' <<<"$out")")
+	periodic+=("$(awk '/^periodic_walk_s/ {print $2}' <<<"$out")")
+	echo "# run $i: find ${fi_[-1]}, find -printf ${fp[-1]}, statwalk ${s1[-1]} / ${s2[-1]} (2 threads)," \
+		"rescanner periodic ${periodic[-1]}, first ${first[-1]}; load $(cut -d' ' -f1 /proc/loadavg)"
 done
+t_find=$(median3 "${fi_[@]}")
+t_fstat=$(median3 "${fp[@]}")
+t_s1=$(median3 "${s1[@]}")
+t_s2=$(median3 "${s2[@]}")
+t_first=$(median3 "${first[@]}")
+t_periodic=$(median3 "${periodic[@]}")
 echo
-echo "## $N files, nothing new (best of 3, warm cache)"
+echo "## $N files, nothing new (median of 3, warm cache)"
 echo
 echo "| walk | seconds | vs find | vs find -printf (stats) |"
 echo "|---|---:|---:|---:|"
-echo "| find DIR | $t_find | 1.00 | $(ratio "$t_find" "$t_fstat") |"
-echo "| find DIR -printf '%s %T@' | $t_fstat | $(ratio "$t_fstat" "$t_find") | 1.00 |"
-echo "| rescanner, periodic walk | $periodic | $(ratio "$periodic" "$t_find") | $(ratio "$periodic" "$t_fstat") |"
-echo "| rescanner, first walk after start (reads the catalog) | $first | $(ratio "$first" "$t_find") | $(ratio "$first" "$t_fstat") |"
+row() { echo "| $1 | $2 | $(ratio "$2" "$t_find") | $(ratio "$2" "$t_fstat") |"; }
+row "find DIR" "$t_find"
+row "find DIR -printf '%s %T@'" "$t_fstat"
+row "readdir + fstatat of every file, nothing else (bench-rescan statwalk, 1 thread)" "$t_s1"
+row "the same, 2 threads" "$t_s2"
+row "rescanner, periodic walk" "$t_periodic"
+row "rescanner, first walk after start (reads the catalog)" "$t_first"
+echo "# load average after the walks: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 fi
 [ "$PART" = 1 ] && exit 0

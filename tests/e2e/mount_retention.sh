@@ -62,6 +62,8 @@ check_eq "the catalog lists three versions of v.txt" 3 "$nver"
 keys=$("$LZFSCTL" -c "$CATALOG" --json ls --versions | jq -r '[.[] | select(.path == "v.txt") | .key] | sort | join(" ")' 2>/dev/null)
 check_eq "each version has its own key" "r/.lzfs/versions/v.txt.v1 r/.lzfs/versions/v.txt.v2 r/v.txt" "$keys"
 lzfs_umount "$MNT" "$LZFS_PID"
+# The retention pass is always queued: it is not a file left pending.
+check "unmount with retention reports no file pending" bash -c "! grep -q 'stay pending' '$LZFS_LOG'"
 
 # overwrite=deny
 lzfs_mount deny -o "overwrite=deny" || exit 1

@@ -437,6 +437,39 @@ async function main() {
     code(r) === 'InternalError' && (await s3({ method: 'HEAD', key: 'conf/e200' })).status === 404, r.body);
   r = await s3({ method: 'POST', key: 'conf/e200', query: [['uploadId', u.id]], body: completeXml(u.etags) });
   check('... and the retry completes', r.status === 200 && one(r.body.toString(), 'ETag'));
+  // Corrupted answers: applied, then damaged.
+  const corrupt = async (kind, op) => admin('POST', '/__lzfs__/faults', { corrupt_rate: 1, corrupt: kind, ops: [op], count: 1 });
+  await corrupt('truncate', 'ListObjectsV2');
+  r = await s3({ query: [['list-type', '2'], ['prefix', 'conf/']] });
+  const full = await s3({ query: [['list-type', '2'], ['prefix', 'conf/']] });
+  check('corrupt truncate: a 200 with half the XML, Content-Length matching',
+    r.status === 200 && r.body.length === Math.floor(full.body.length / 2) &&
+    Number(r.headers['content-length']) === r.body.length && !r.body.toString().includes('</ListBucketResult>'),
+    `${r.status} ${r.body.length} of ${full.body.length}`);
+  await corrupt('garbage', 'ListObjectsV2');
+  r = await s3({ query: [['list-type', '2'], ['prefix', 'conf/']] });
+  check('corrupt garbage: a 200 with an HTML page', r.status === 200 && r.body.toString().startsWith('<html>') &&
+    r.headers['content-type'] === 'text/html', r.body.toString().slice(0, 100));
+  await corrupt('huge', 'ListObjectsV2');
+  r = await s3({ query: [['list-type', '2'], ['prefix', 'conf/']] });
+  check('corrupt huge: 20 MiB of blanks, still well-formed XML', r.status === 200 && r.body.length > 20 * MiB &&
+    r.body.toString().trim().endsWith('</ListBucketResult>'), r.body.length);
+  const cdata = crypto.randomBytes(1000);
+  await corrupt('etag', 'PutObject');
+  r = await s3({ method: 'PUT', key: 'conf/corrupt-etag', body: cdata });
+  h = await s3({ method: 'HEAD', key: 'conf/corrupt-etag' });
+  check('corrupt etag: the PUT is applied, its answer carries another ETag',
+    r.status === 200 && r.headers.etag !== `"${md5hex(cdata)}"` && h.headers.etag === `"${md5hex(cdata)}"`,
+    `${r.headers.etag} ${h.headers.etag}`);
+  await corrupt('etag', 'HeadObject');
+  h = await s3({ method: 'HEAD', key: 'conf/corrupt-etag' });
+  check('corrupt etag on HEAD keeps the Content-Length', h.headers.etag !== `"${md5hex(cdata)}"` &&
+    h.headers['content-length'] === '1000', JSON.stringify(h.headers));
+  const stats = await admin('GET', '/__lzfs__/stats');
+  check('corrupt faults are counted', stats.json.faults.corrupt === 5, JSON.stringify(stats.json.faults));
+  const badc = await admin('POST', '/__lzfs__/faults', { corrupt_rate: 1, corrupt: 'mangle' });
+  check('unknown corrupt kind: 400', badc.status === 400);
+
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });

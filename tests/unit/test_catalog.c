@@ -1347,6 +1347,198 @@ static int run_adders(struct cat *cat, const char *prefix, int threads, int per_
 	return errors;
 }
 
+struct status_counts {
+	int64_t pending, ingested, bytes, versions;
+};
+
+static void status_of(struct cat *cat, struct status_counts *out)
+{
+	struct cat_status s;
+	assert_int_equal(cat_status(cat, &s), 0);
+	*out = (struct status_counts){s.count[CAT_PENDING], s.count[CAT_INGESTED],
+	                              s.bytes_ingested, s.versions};
+}
+
+static void obj_init(struct cat_obj *o, const char *path, char *key, size_t ksize, int64_t size,
+                     int ingested)
+{
+	snprintf(key, ksize, "lz/%s", path);
+	*o = (struct cat_obj){.path = (char *)path,
+	                      .bucket = "bucket",
+	                      .key = key,
+	                      .size = size,
+	                      .mode = S_IFREG | 0644,
+	                      .source = "scan:t"};
+	if (ingested) {
+		o->state = CAT_INGESTED;
+		memset(o->sha256, 'a', 64);
+		strcpy(o->etag, "etag-x");
+	}
+}
+
+/* One batch, good and bad rows mixed: each bad row fails alone with its own
+ * errno, whether it failed before writing anything (-EISDIR, -EINVAL,
+ * -ENOTDIR) or after its parent collections were created (-EEXIST from a
+ * constraint, here a trigger): then nothing of it remains, and the good
+ * rows before and after it, in the same transaction, are all there. */
+static void test_add_many_mixed(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(cat_coll_ensure(f->cat, "m/dir", 0755, 0, 0, NULL), 0);
+	add_obj(f->cat, "m/file", 5);
+	raw_sql(f->file, "CREATE TRIGGER boom BEFORE INSERT ON objects WHEN NEW.path GLOB"
+	                 " '*boom*' BEGIN SELECT RAISE(ABORT, 'boom'); END;");
+	static const struct {
+		const char *path;
+		int ingested;
+		int want;
+	} rows[] = {
+	    {"m/a", 0, 0},
+	    {"m/dir", 0, -EISDIR},
+	    {"m/b", 1, 0},
+	    {"", 0, -EINVAL},
+	    {"m/file/x", 0, -ENOTDIR},
+	    {"m/c/boom/f", 1, -EEXIST},
+	    {"m/a", 1, 0}, /* the same path again: its version 2 */
+	    {"m/d/e", 0, 0},
+	    {"m/bad-sha", 1, -EINVAL},
+	    {"m/g/boom2/f", 0, -EEXIST},
+	    {"m/z", 0, 0},
+	};
+	enum { N = sizeof rows / sizeof rows[0] };
+	struct cat_obj o[N];
+	char keys[N][64];
+	int res[N];
+	for (int i = 0; i < N; i++)
+		obj_init(&o[i], rows[i].path, keys[i], sizeof keys[i], 100 + i, rows[i].ingested);
+	o[8].sha256[3] = 'X';
+	struct cat_stats s0, s1;
+	struct status_counts c0, c1;
+	status_of(f->cat, &c0);
+	cat_stats(f->cat, &s0);
+	assert_int_equal(cat_obj_add_many(f->cat, o, N, res), -EISDIR);
+	cat_stats(f->cat, &s1);
+	status_of(f->cat, &c1);
+	for (int i = 0; i < N; i++) {
+		if (res[i] != rows[i].want)
+			fail_msg("row %d (%s): %d, want %d", i, rows[i].path, res[i], rows[i].want);
+		assert_int_equal(o[i].id > 0, rows[i].want == 0);
+	}
+	assert_int_equal(s1.transactions - s0.transactions, 1);
+	assert_int_equal(s1.requests - s0.requests, N);
+	assert_int_equal(s1.failed - s0.failed, 6);
+	assert_int_equal(o[0].version, 1);
+	assert_int_equal(o[6].version, 2);
+	assert_int_equal(o[6].state, CAT_INGESTED);
+	assert_int_equal(o[7].state, CAT_PENDING);
+
+	struct cat_obj g;
+	assert_int_equal(cat_obj_get(f->cat, "m/a", &g), 0);
+	assert_int_equal(g.id, o[6].id);
+	assert_int_equal(g.state, CAT_INGESTED);
+	cat_obj_clear(&g);
+	assert_int_equal(cat_obj_get_id(f->cat, o[0].id, &g), 0);
+	assert_int_equal(g.current, 0);
+	cat_obj_clear(&g);
+	struct cat_coll cc;
+	assert_int_equal(cat_coll_get(f->cat, "m/c", &cc), -ENOENT);
+	assert_int_equal(cat_coll_get(f->cat, "m/g", &cc), -ENOENT);
+	assert_int_equal(cat_coll_get(f->cat, "m/d", &cc), 0);
+	cat_coll_clear(&cc);
+
+	/* Events: each good row its own, the bad rows none. */
+	struct evlist ev = {0};
+	assert_int_equal(cat_events(f->cat, "m/a", 0, ev_cb, &ev), 0);
+	assert_int_equal(ev.n, 3); /* add v1; add v2, ingested */
+	assert_string_equal(ev.kinds[0], "add");
+	assert_string_equal(ev.kinds[1], "add");
+	assert_string_equal(ev.kinds[2], "ingested");
+	assert_int_equal(n_events(f->cat, "m/b"), 2);
+	assert_int_equal(n_events(f->cat, "m/d/e"), 1);
+	assert_int_equal(n_events(f->cat, "m/z"), 1);
+	assert_int_equal(n_events(f->cat, "m/c"), 0);
+	assert_int_equal(n_events(f->cat, "m/c/boom/f"), 0);
+	assert_int_equal(n_events(f->cat, "m/d"), 1); /* mkdir */
+
+	/* Totals: m/a v1 left the pending count for m/a v2 (ingested). */
+	assert_int_equal(c1.pending - c0.pending, 2); /* m/d/e, m/z */
+	assert_int_equal(c1.ingested - c0.ingested, 2);
+	assert_int_equal(c1.bytes - c0.bytes, 102 + 106);
+	assert_int_equal(c1.versions - c0.versions, 5);
+	raw_sql(f->file, "DROP TRIGGER boom");
+	assert_int_equal(cat_check(f->cat), 0);
+}
+
+struct many_thread {
+	struct cat *cat;
+	int t, batches, errors;
+};
+
+static void *many_main(void *arg)
+{
+	struct many_thread *m = arg;
+	enum { B = 50 };
+	struct cat_obj o[B];
+	char path[B][64], key[B][80];
+	int res[B];
+	for (int b = 0; b < m->batches; b++) {
+		for (int j = 0; j < B; j++) {
+			snprintf(path[j], sizeof path[j], "mt%d/b%03d/f%02d", m->t, b, j);
+			obj_init(&o[j], path[j], key[j], sizeof key[j], j, j % 2);
+		}
+		if (cat_obj_add_many(m->cat, o, B, res) != 0)
+			m->errors++;
+		for (int j = 0; j < B; j++)
+			m->errors += res[j] != 0 || o[j].id <= 0;
+	}
+	return NULL;
+}
+
+/* Batches from several threads beside single adds, and one batch larger
+ * than a request holds: everything registered, totals recounted by
+ * cat_check. */
+static void test_add_many_concurrent(void **state)
+{
+	struct fx *f = *state;
+	pthread_t t[4];
+	struct many_thread m[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct many_thread){.cat = f->cat, .t = i, .batches = 20};
+		pthread_create(&t[i], NULL, many_main, &m[i]);
+	}
+	assert_int_equal(run_adders(f->cat, "single", 4, 100), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(m[i].errors, 0);
+	}
+	int n = 2 * CAT_ADD_MANY_MAX + 7;
+	struct cat_obj *o = calloc(n, sizeof *o);
+	int *res = calloc(n, sizeof *res);
+	char(*path)[32] = calloc(n, sizeof *path);
+	char(*key)[48] = calloc(n, sizeof *key);
+	struct cat_stats s0, s1;
+	cat_stats(f->cat, &s0);
+	for (int i = 0; i < n; i++) {
+		snprintf(path[i], sizeof path[i], "big/f%05d", i);
+		obj_init(&o[i], path[i], key[i], sizeof key[i], 1, 1);
+	}
+	assert_int_equal(cat_obj_add_many(f->cat, o, n, res), 0);
+	cat_stats(f->cat, &s1);
+	assert_int_equal(s1.transactions - s0.transactions, 3);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(res[i], 0);
+	assert_int_equal(cat_obj_add_many(f->cat, o, 0, res), 0);
+	struct cat_status s;
+	assert_int_equal(cat_status(f->cat, &s), 0);
+	assert_int_equal(s.versions, 4 * 20 * 50 + 4 * 100 + n);
+	assert_int_equal(s.count[CAT_INGESTED], 4 * 20 * 25 + n);
+	assert_int_equal(s.count[CAT_PENDING], 4 * 20 * 25 + 4 * 100);
+	free(key);
+	free(path);
+	free(res);
+	free(o);
+}
+
 static void test_group_commit(void **state)
 {
 	struct fx *f = *state;
@@ -1507,9 +1699,35 @@ static void report(int fd, int64_t id, int state)
 		_exit(4);
 }
 
+/* Batches of 20 objects added as ingested, each row reported once the
+ * call returned. */
+static void crasher_batches(struct crasher *c)
+{
+	enum { B = 20 };
+	struct cat_obj o[B];
+	int res[B];
+	char path[B][96], key[B][128];
+	for (int i = 0;; i += B) {
+		for (int j = 0; j < B; j++) {
+			snprintf(path[j], sizeof path[j], "k%d/b%d/f%06d", c->round, c->t, i + j);
+			snprintf(key[j], sizeof key[j], "lz/%.90s", path[j]);
+			o[j] = (struct cat_obj){.path = path[j], .bucket = "b", .key = key[j],
+			                        .size = i + j, .state = CAT_INGESTED};
+		}
+		if (cat_obj_add_many(c->cat, o, B, res) != 0)
+			_exit(8);
+		for (int j = 0; j < B; j++)
+			report(c->fd, o[j].id, CAT_INGESTED);
+	}
+}
+
 static void *crasher_main(void *arg)
 {
 	struct crasher *c = arg;
+	if (c->t == 3) {
+		crasher_batches(c);
+		return NULL;
+	}
 	for (int i = 0;; i++) {
 		char path[96], key[128];
 		snprintf(path, sizeof path, "k%d/t%d/f%06d", c->round, c->t, i);
@@ -1529,9 +1747,12 @@ static void *crasher_main(void *arg)
 }
 
 /* Events an object must have in its state: nothing half-written means the
- * state and its history were committed together. */
-static int events_for(int state)
+ * state and its history were committed together. Objects added as
+ * ingested in batches (paths "kR/bT/...") have two: add, ingested. */
+static int events_for(int state, int batched)
 {
+	if (batched)
+		return 2;
 	return state == CAT_PENDING ? 1 : state == CAT_UPLOADING ? 2 : 3;
 }
 
@@ -1614,13 +1835,14 @@ static void test_kill9(void **state)
 		assert_int_equal(
 		    sqlite3_prepare_v2(db,
 		                       "SELECT o.id, o.state, (SELECT count(*) FROM"
-		                       " events e WHERE e.obj_id = o.id) FROM objects o",
+		                       " events e WHERE e.obj_id = o.id), o.path GLOB 'k*/b*'"
+		                       " FROM objects o",
 		                       -1, &st, NULL),
 		    SQLITE_OK);
 		long rows = 0;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			int s = sqlite3_column_int(st, 1), ev = sqlite3_column_int(st, 2);
-			if (ev != events_for(s))
+			if (ev != events_for(s, sqlite3_column_int(st, 3)))
 				fail_msg("object %lld: state %d with %d events",
 				         (long long)sqlite3_column_int64(st, 0), s, ev);
 			rows++;
@@ -1659,6 +1881,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_savepoint_isolation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_many_mixed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_many_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),

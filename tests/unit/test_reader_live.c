@@ -25,14 +25,12 @@
 #include "log.h"
 #include "reader.h"
 #include "s3.h"
+#include "testsrv.h"
 
 #define MiB (1024ull * 1024)
 #define KiB 1024ull
 
-static char tmpdir[256];
-static char s3dir[300];
-static char endpoint[256];
-static char server[512];
+static struct ts_s3 srv;
 static struct s3_creds creds = {.access_key = "lzfstest", .secret_key = "lzfstestsecret"};
 static struct s3_client *s3;
 
@@ -48,39 +46,6 @@ static struct obj empty = {"rd/empty", 3, 0, ""};
 
 /* ---- helpers ---- */
 
-static int run(const char *cmd)
-{
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *run_line(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	char line[512] = "", rest[512];
-	char *r;
-
-	if (!f)
-		return NULL;
-	r = fgets(line, sizeof line, f) ? strdup(line) : NULL;
-	while (fgets(rest, sizeof rest, f))
-		;
-	if (pclose(f) != 0) {
-		free(r);
-		return NULL;
-	}
-	if (r)
-		r[strcspn(r, "\r\n")] = '\0';
-	return r;
-}
-
-static int fault(const char *json)
-{
-	char cmd[1600];
-	snprintf(cmd, sizeof cmd, "'%s' fault '%s' '%s' >/dev/null", server, s3dir, json);
-	return run(cmd);
-}
-
 static double now(void)
 {
 	struct timespec ts;
@@ -88,40 +53,10 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static void fill(uint64_t seed, uint64_t off, unsigned char *buf, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		uint64_t w = mix(seed * 0x100000001b3ull + ((off + i) >> 3));
-		size_t at = (off + i) & 7;
-		for (; at < 8 && i < len; at++, i++)
-			buf[i] = (unsigned char)(w >> (8 * at));
-	}
-}
-
-/* 1 if buf holds bytes [off, off+len) of the object with this seed. */
-static int matches(uint64_t seed, uint64_t off, const unsigned char *buf, size_t len)
-{
-	unsigned char *want = malloc(len ? len : 1);
-	int ok;
-
-	fill(seed, off, want, len);
-	ok = memcmp(want, buf, len) == 0;
-	free(want);
-	return ok;
-}
-
 static struct s3_client *client_new(int budget_ms, int retries)
 {
 	struct s3_config cfg = {
-	    .endpoint = endpoint,
+	    .endpoint = srv.endpoint,
 	    .region = "us-east-1",
 	    .bucket = "lzfs-test",
 	    .path_style = 1,
@@ -149,7 +84,7 @@ static void put(const char *key, uint64_t seed, uint64_t size, char etag[S3_ETAG
 	if (size <= 32 * MiB) {
 		unsigned char *all = realloc(buf, size ? size : 1);
 		assert_non_null(all);
-		fill(seed, 0, all, size);
+		ts_fill(seed, 0, all, size);
 		struct s3_body b = {.buf = all, .len = size};
 		assert_int_equal(s3_put_object(s3, key, &b, NULL, etag, NULL), 0);
 		free(all);
@@ -161,7 +96,7 @@ static void put(const char *key, uint64_t seed, uint64_t size, char etag[S3_ETAG
 	assert_int_equal(s3_mpu_create(s3, key, NULL, &upload_id, NULL), 0);
 	for (int i = 0; i < n; i++) {
 		uint64_t off = i * part, len = size - off < part ? size - off : part;
-		fill(seed, off, buf, len);
+		ts_fill(seed, off, buf, len);
 		struct s3_body b = {.buf = buf, .len = len};
 		parts[i].number = i + 1;
 		parts[i].size = len;
@@ -199,7 +134,7 @@ static int read_prefix(struct rd_reader *r, const struct obj *o, uint64_t end, s
 			break;
 		}
 		size_t want = o->size - off < step ? o->size - off : step;
-		if ((size_t)n != want || !matches(o->seed, off, buf, n)) {
+		if ((size_t)n != want || !ts_matches(o->seed, off, buf, n)) {
 			fprintf(stderr, "# %s: wrong bytes at %llu (%zd of %zu)\n", o->key,
 			        (unsigned long long)off, n, want);
 			rc = -EILSEQ;
@@ -220,24 +155,9 @@ static int read_all(struct rd_reader *r, const struct obj *o, size_t step)
 
 static int group_setup(void **state)
 {
-	const char *root = getenv("LZFS_ROOT");
-	char cmd[1200], *url;
-
 	log_init("test_reader_live", LZ_WARN, 0);
-	snprintf(server, sizeof server, "%s/tests/s3/server", root ? root : ".");
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/lzfs-reader-test.XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (ts_s3_start(&srv, "lzfs-reader-test") < 0)
 		return -1;
-	snprintf(s3dir, sizeof s3dir, "%s/s3", tmpdir);
-	snprintf(cmd, sizeof cmd, "'%s' start '%s'", server, s3dir);
-	url = run_line(cmd);
-	if (!url || strncmp(url, "http", 4) != 0) {
-		fprintf(stderr, "# the test S3 did not start (%s)\n", cmd);
-		free(url);
-		return -1;
-	}
-	snprintf(endpoint, sizeof endpoint, "%s", url);
-	free(url);
 	s3 = client_new(20000, 6);
 	put(big.key, big.seed, big.size, big.etag);
 	put(mid.key, mid.seed, mid.size, mid.etag);
@@ -247,13 +167,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[1200];
-
 	s3_client_free(s3);
-	snprintf(cmd, sizeof cmd, "'%s' stop '%s' >/dev/null", server, s3dir);
-	run(cmd);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	run(cmd);
+	ts_s3_stop(&srv);
 	return 0;
 }
 
@@ -297,23 +212,23 @@ static void test_random(void **state)
 
 	assert_int_equal(rd_open(p, mid.key, mid.size, mid.etag, 0, &r), 0);
 	for (int i = 0; i < 120; i++) {
-		x = mix(x);
+		x = ts_mix(x);
 		uint64_t off = x % mid.size;
 		/* mostly small, sometimes over several chunks */
-		size_t len = 1 + (size_t)(mix(x + 1) % (i % 8 ? 300 * KiB : 3 * MiB - 1));
+		size_t len = 1 + (size_t)(ts_mix(x + 1) % (i % 8 ? 300 * KiB : 3 * MiB - 1));
 		if (i % 10 == 0)
 			off = (x % 39) * MiB - 1 - (x % 7); /* just before a chunk boundary */
 		ssize_t n = rd_read(r, buf, len, off);
 		size_t want = off >= mid.size ? 0 : (mid.size - off < len ? mid.size - off : len);
 		assert_int_equal(n, want);
-		assert_true(matches(mid.seed, off, buf, n));
+		assert_true(ts_matches(mid.seed, off, buf, n));
 		if (i % 20 == 0) {
 			/* reading on from there: a short sequential run */
 			for (int k = 0; k < 20 && off + n < mid.size; k++) {
 				off += n;
 				n = rd_read(r, buf, 256 * KiB, off);
 				assert_true(n > 0);
-				assert_true(matches(mid.seed, off, buf, n));
+				assert_true(ts_matches(mid.seed, off, buf, n));
 			}
 		}
 	}
@@ -338,9 +253,9 @@ static void test_eof_and_empty(void **state)
 	assert_int_equal(rd_read(r, buf, sizeof buf, mid.size + 100), 0);
 	assert_int_equal(rd_read(r, buf, sizeof buf, UINT64_MAX - 10), 0);
 	assert_int_equal(rd_read(r, buf, sizeof buf, mid.size - 100), 100);
-	assert_true(matches(mid.seed, mid.size - 100, buf, 100));
+	assert_true(ts_matches(mid.seed, mid.size - 100, buf, 100));
 	assert_int_equal(rd_read(r, buf, 1, mid.size - 1), 1);
-	assert_true(matches(mid.seed, mid.size - 1, buf, 1));
+	assert_true(ts_matches(mid.seed, mid.size - 1, buf, 1));
 	assert_int_equal(rd_read(r, buf, 0, 0), 0);
 	rd_close(r);
 
@@ -385,7 +300,7 @@ static void test_readahead_overlaps(void **state)
 	struct sampler smp = {.c = s3};
 	pthread_t th;
 
-	assert_int_equal(fault("{\"latency_ms\":250,\"ops\":[\"GetObject\"]}"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "{\"latency_ms\":250,\"ops\":[\"GetObject\"]}"), 0);
 	assert_int_equal(pthread_create(&th, NULL, sample, &smp), 0);
 	assert_int_equal(rd_open(p, mid.key, mid.size, mid.etag, 0, &r), 0);
 	double t0 = now();
@@ -393,7 +308,7 @@ static void test_readahead_overlaps(void **state)
 	double dt = now() - t0;
 	atomic_store(&smp.stop, 1);
 	pthread_join(th, NULL);
-	assert_int_equal(fault("off"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "off"), 0);
 	assert_int_equal(rc, 0);
 	rd_pool_stats(p, &st);
 	fprintf(stderr,
@@ -435,7 +350,7 @@ static void *alt_reader(void *arg)
 		uint64_t off = b * 128 * KiB;
 		ssize_t n = rd_read(a->r, buf, 128 * KiB, off);
 		size_t want = mid.size - off < 128 * KiB ? mid.size - off : 128 * KiB;
-		if (n != (ssize_t)want || !matches(mid.seed, off, buf, n))
+		if (n != (ssize_t)want || !ts_matches(mid.seed, off, buf, n))
 			a->rc = n < 0 ? (int)n : -EILSEQ;
 	}
 	free(buf);
@@ -526,7 +441,7 @@ static void test_memory_budget(void **state)
 	assert_true(st.mem_peak >= limit / 2); /* the budget was actually used */
 	/* the idle reader still reads right (what it lost is fetched again) */
 	assert_int_equal(rd_read(idle, buf, sizeof buf, 12 * MiB), sizeof buf);
-	assert_true(matches(big.seed, 12 * MiB, buf, sizeof buf));
+	assert_true(ts_matches(big.seed, 12 * MiB, buf, sizeof buf));
 	rd_close(idle);
 	rd_pool_stats(p, &st);
 	assert_int_equal(st.mem_used, 0);
@@ -549,14 +464,14 @@ static void test_stale(void **state)
 	put(v1.key, v1.seed, v1.size, v1.etag);
 	assert_int_equal(rd_open(p, v1.key, v1.size, v1.etag, 0, &r), 0);
 	assert_int_equal(rd_read(r, buf, 128 * KiB, 0), 128 * KiB);
-	assert_true(matches(v1.seed, 0, buf, 128 * KiB));
+	assert_true(ts_matches(v1.seed, 0, buf, 128 * KiB));
 	put(v2.key, v2.seed, v2.size, v2.etag);
 	assert_string_not_equal(v1.etag, v2.etag);
 	for (off = 128 * KiB; off < size; off += n) {
 		n = rd_read(r, buf, 128 * KiB, off);
 		if (n < 0)
 			break;
-		assert_true(matches(v1.seed, off, buf, n)); /* only old bytes */
+		assert_true(ts_matches(v1.seed, off, buf, n)); /* only old bytes */
 	}
 	assert_int_equal(n, -ESTALE);
 	assert_true(off < size);
@@ -573,7 +488,7 @@ static void test_stale(void **state)
 	 * by a later random read */
 	assert_int_equal(rd_open(p, v2.key, size, NULL, 0, &r), 0);
 	assert_int_equal(rd_read(r, buf, 4096, 10 * MiB), 4096);
-	assert_true(matches(v2.seed, 10 * MiB, buf, 4096));
+	assert_true(ts_matches(v2.seed, 10 * MiB, buf, 4096));
 	put(v3.key, v3.seed, v3.size, v3.etag);
 	assert_int_equal(rd_read(r, buf, 4096, 20 * MiB), -ESTALE);
 	rd_close(r);
@@ -614,19 +529,19 @@ static void test_errors(void **state)
 	ssize_t n;
 
 	assert_int_equal(rd_open(p, mid.key, mid.size, mid.etag, 0, &r), 0);
-	assert_int_equal(fault("{\"error_rate\":1,\"error_status\":500,\"ops\":[\"GetObject\"]}"),
+	assert_int_equal(ts_s3_fault(&srv, "{\"error_rate\":1,\"error_status\":500,\"ops\":[\"GetObject\"]}"),
 	                 0);
 	t0 = now();
 	assert_int_equal(rd_read(r, buf, 128 * KiB, 0), -EIO);
 	assert_int_equal(rd_read(r, buf, 4096, 7 * MiB + 3), -EIO); /* random */
 	assert_true(now() - t0 < 5);
-	assert_int_equal(fault("off"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "off"), 0);
 	n = rd_read(r, buf, 128 * KiB, 0);
 	assert_int_equal(n, 128 * KiB);
-	assert_true(matches(mid.seed, 0, buf, n));
+	assert_true(ts_matches(mid.seed, 0, buf, n));
 
 	/* the server stops accepting connections */
-	assert_int_equal(fault("{\"down_secs\":3}"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "{\"down_secs\":3}"), 0);
 	usleep(200 * 1000);
 	t0 = now();
 	n = 0;
@@ -634,7 +549,7 @@ static void test_errors(void **state)
 		n = rd_read(r, buf, 128 * KiB, off);
 		if (n < 0)
 			break;
-		assert_true(matches(mid.seed, off, buf, n));
+		assert_true(ts_matches(mid.seed, off, buf, n));
 	}
 	double dt = now() - t0;
 	fprintf(stderr, "# server down: %s after %.1f s\n", strerror((int)-n), dt);

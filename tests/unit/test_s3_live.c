@@ -22,37 +22,19 @@
 #include "hash.h"
 #include "log.h"
 #include "s3.h"
+#include "testsrv.h"
 #include "s3tune.h"
 
 #define MiB (1024 * 1024)
 #define BUCKET "lzfs-test"
 
 static struct {
-	char root[PATH_MAX];
-	char dir[64];
-	char endpoint[256];
+	struct ts_s3 srv;
 	struct s3_creds creds;
 	struct s3_client *c;
 } g;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	fflush(stderr);
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static int fault(const char *spec)
-{
-	return sh("'%s/tests/s3/server' fault '%s' '%s' >/dev/null", g.root, g.dir, spec);
-}
+static int fault(const char *spec) { return ts_s3_fault(&g.srv, spec); }
 
 static uint64_t now_ms(void)
 {
@@ -61,16 +43,7 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (unsigned char)x;
-	}
-}
+static void fill(unsigned char *p, size_t n, uint64_t seed) { ts_fill(seed, 0, p, n); }
 
 /* A client with quick retries. Stalls are cut after 3 s without progress
  * (the test S3's reset faults can leave a connection open, half answered). */
@@ -106,42 +79,19 @@ static struct s3_client *client(const char *endpoint, const char *bucket, const 
 
 static int setup(void **state)
 {
-	const char *root = getenv("LZFS_ROOT");
-	if (!root && !getcwd(g.root, sizeof g.root))
+	if (ts_s3_start(&g.srv, "test_s3_live") < 0)
 		return -1;
-	if (root)
-		snprintf(g.root, sizeof g.root, "%s", root);
-	strcpy(g.dir, "/tmp/test_s3_live.XXXXXX");
-	if (!mkdtemp(g.dir))
-		return -1;
-	char cmd[PATH_MAX + 200];
-	snprintf(cmd, sizeof cmd, "'%s/tests/s3/server' start '%s/s3'", g.root, g.dir);
-	strcat(g.dir, "/s3");
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	if (!fgets(g.endpoint, sizeof g.endpoint, f)) {
-		pclose(f);
-		fprintf(stderr, "test S3 did not start\n");
-		return -1;
-	}
-	if (pclose(f) != 0)
-		return -1;
-	g.endpoint[strcspn(g.endpoint, "\n")] = '\0';
 	g.creds.access_key = "lzfstest";
 	g.creds.secret_key = "lzfstestsecret";
 	g.creds.session_token = NULL;
-	g.c = client(g.endpoint, BUCKET, NULL, 8, 20000);
+	g.c = client(g.srv.endpoint, BUCKET, NULL, 8, 20000);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	s3_client_free(g.c);
-	sh("'%s/tests/s3/server' stop '%s'", g.root, g.dir);
-	char *slash = strrchr(g.dir, '/');
-	*slash = '\0';
-	sh("rm -rf '%s'", g.dir);
+	ts_s3_stop(&g.srv);
 	return 0;
 }
 
@@ -180,7 +130,7 @@ static void roundtrip(const char *key, size_t size)
 	assert_memory_equal(back, data, size);
 
 	char path[128];
-	snprintf(path, sizeof path, "%s/../get.XXXXXX", g.dir);
+	snprintf(path, sizeof path, "%s/get.XXXXXX", g.srv.tmp);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
@@ -269,7 +219,7 @@ static void test_empty_and_fd_body(void **state)
 
 	/* a range of a file, sent with pread, checksum stored */
 	char path[128];
-	snprintf(path, sizeof path, "%s/../body.XXXXXX", g.dir);
+	snprintf(path, sizeof path, "%s/body.XXXXXX", g.srv.tmp);
 	int fd = mkstemp(path);
 	unlink(path);
 	size_t n = 3 * MiB + 123;
@@ -398,7 +348,7 @@ static int multipart(struct s3_client *c, const char *key, int fd, uint64_t part
 static int temp_file(const unsigned char *data, size_t n)
 {
 	char path[128];
-	snprintf(path, sizeof path, "%s/../data.XXXXXX", g.dir);
+	snprintf(path, sizeof path, "%s/data.XXXXXX", g.srv.tmp);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
@@ -416,7 +366,7 @@ static void test_multipart_64mib_4_in_flight(void **state)
 	unsigned char *data = malloc(n);
 	fill(data, n, 64);
 	int fd = temp_file(data, n);
-	struct s3_client *c = client(g.endpoint, BUCKET, NULL, 4, 20000);
+	struct s3_client *c = client(g.srv.endpoint, BUCKET, NULL, 4, 20000);
 	char etag[S3_ETAG_MAX], want[S3_ETAG_MAX];
 	struct s3_part *parts;
 	uint64_t t0 = now_ms();
@@ -430,12 +380,12 @@ static void test_multipart_64mib_4_in_flight(void **state)
 
 	/* read back by another client: Debian's awscli */
 	char out[128];
-	snprintf(out, sizeof out, "%s/../aws-copy", g.dir);
-	assert_int_equal(sh("AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret "
+	snprintf(out, sizeof out, "%s/aws-copy", g.srv.tmp);
+	assert_int_equal(ts_sh("AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret "
 			    "AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null "
 			    "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true "
 			    "/usr/bin/aws --endpoint-url '%s' s3 cp --only-show-errors "
-			    "s3://" BUCKET "/big/64mib.bin '%s'", g.endpoint, out), 0);
+			    "s3://" BUCKET "/big/64mib.bin '%s'", g.srv.endpoint, out), 0);
 	int afd = open(out, O_RDONLY);
 	assert_true(afd >= 0);
 	unsigned char *back = malloc(n);
@@ -546,7 +496,7 @@ static void test_list_pagination(void **state)
 
 static void test_wrong_secret(void **state)
 {
-	struct s3_client *c = client(g.endpoint, BUCKET, "not-the-secret", 2, 5000);
+	struct s3_client *c = client(g.srv.endpoint, BUCKET, "not-the-secret", 2, 5000);
 	struct s3_status st;
 	struct s3_body b = {.buf = "data", .fd = -1, .len = 4};
 	assert_int_equal(s3_put_object(c, "denied", &b, NULL, NULL, &st), -EACCES);
@@ -702,7 +652,7 @@ static void test_head_missing_and_buckets(void **state)
 	assert_int_equal(st.http_status, 404);
 	assert_int_equal(s3_delete_object(g.c, "missing/key", &st), 0);
 	assert_int_equal(s3_check_bucket(g.c, &st), 0);
-	struct s3_client *c = client(g.endpoint, "no-such-bucket", NULL, 2, 5000);
+	struct s3_client *c = client(g.srv.endpoint, "no-such-bucket", NULL, 2, 5000);
 	assert_int_equal(s3_check_bucket(c, &st), -ENXIO);
 	assert_int_equal(st.http_status, 404);
 	struct s3_body b = {.buf = "x", .fd = -1, .len = 1};
@@ -766,7 +716,7 @@ static void all_operations(struct s3_client *c, const char *prefix)
 
 static void test_faults_503(void **state)
 {
-	struct s3_client *c = client(g.endpoint, BUCKET, NULL, 4, 30000);
+	struct s3_client *c = client(g.srv.endpoint, BUCKET, NULL, 4, 30000);
 	assert_int_equal(fault("{\"error_rate\":0.2,\"error_status\":503,\"seed\":1}"), 0);
 	for (int round = 0; round < 3; round++) {
 		char prefix[32];
@@ -788,7 +738,7 @@ static void test_faults_503(void **state)
 
 static void test_faults_resets_and_500(void **state)
 {
-	struct s3_client *c = client(g.endpoint, BUCKET, NULL, 4, 30000);
+	struct s3_client *c = client(g.srv.endpoint, BUCKET, NULL, 4, 30000);
 	assert_int_equal(fault("{\"reset_rate\":0.15,\"error_rate\":0.1,\"error_status\":500,\"seed\":7}"), 0);
 	for (int round = 0; round < 3; round++) {
 		char prefix[32];
@@ -868,7 +818,7 @@ static void test_server_down(void **state)
 	s3_client_free(c);
 
 	/* the test S3 going away for 2 s: a generous budget rides it out */
-	c = client_r(g.endpoint, BUCKET, NULL, 2, 15000, 1000);
+	c = client_r(g.srv.endpoint, BUCKET, NULL, 2, 15000, 1000);
 	assert_int_equal(fault("{\"down_secs\":2,\"count\":1}"), 0);
 	t0 = now_ms();
 	assert_int_equal(s3_put_object(c, "down-then-up", &b, NULL, NULL, &st), 0);
@@ -880,8 +830,8 @@ static void test_server_down(void **state)
 	s3_client_free(c);
 
 	/* the real server stopped: fails within a small budget, never hangs */
-	c = client_r(g.endpoint, BUCKET, NULL, 2, 1000, 1000);
-	assert_int_equal(sh("'%s/tests/s3/server' stop '%s'", g.root, g.dir), 0);
+	c = client_r(g.srv.endpoint, BUCKET, NULL, 2, 1000, 1000);
+	assert_int_equal(ts_sh("'%s' stop '%s'", g.srv.server, g.srv.dir), 0);
 	t0 = now_ms();
 	int rc = s3_head_object(c, "down-then-up", &info, &st);
 	dt = now_ms() - t0;

@@ -25,46 +25,17 @@
 #include "hash.h"
 #include "log.h"
 #include "s3.h"
+#include "testsrv.h"
 #include "upload.h"
 
 #define MiB (1024ull * 1024)
 #define KiB 1024ull
 
-static char tmpdir[256];
-static char s3dir[300];
-static char endpoint[256];
-static char server[512];
+static struct ts_s3 srv;
 static struct s3_creds creds = {.access_key = "lzfstest", .secret_key = "lzfstestsecret"};
 static struct s3_client *s3;
 
 /* ---- helpers ---- */
-
-static int run(const char *cmd)
-{
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Runs cmd and returns its first line of output (malloc'd) or NULL. */
-static char *run_line(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return NULL;
-	char line[512] = "";
-	char *r = fgets(line, sizeof line, f) ? strdup(line) : NULL;
-	char rest[512];
-	while (fgets(rest, sizeof rest, f))
-		;
-	int st = pclose(f);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		free(r);
-		return NULL;
-	}
-	if (r)
-		r[strcspn(r, "\r\n")] = '\0';
-	return r;
-}
 
 /* Runs cmd and returns its whole output (malloc'd), or NULL if it failed. */
 static char *run_all(const char *cmd)
@@ -89,44 +60,10 @@ static char *run_all(const char *cmd)
 	return out;
 }
 
-static int server_cmd(const char *what)
-{
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "'%s' %s '%s' >/dev/null", server, what, s3dir);
-	return run(cmd);
-}
-
-static int fault(const char *json)
-{
-	char cmd[1600];
-	snprintf(cmd, sizeof cmd, "'%s' fault '%s' '%s' >/dev/null", server, s3dir, json);
-	return run(cmd);
-}
-
-/* The content of every test object: a deterministic function of (seed,
- * offset), so that any chunk can be made again anywhere. */
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static void fill(uint64_t seed, uint64_t off, unsigned char *buf, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		uint64_t w = mix(seed * 0x100000001b3ull + ((off + i) >> 3));
-		size_t at = (off + i) & 7;
-		for (; at < 8 && i < len; at++, i++)
-			buf[i] = (unsigned char)(w >> (8 * at));
-	}
-}
-
 static int spool_new(void)
 {
 	char path[400];
-	snprintf(path, sizeof path, "%s/spool.XXXXXX", tmpdir);
+	snprintf(path, sizeof path, "%s/spool.XXXXXX", srv.tmp);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
@@ -195,15 +132,15 @@ static void verify(const char *key, int spool, const struct up_result *res)
 static void verify_aws(const char *key, int spool)
 {
 	char path[400], cmd[1400];
-	snprintf(path, sizeof path, "%s/aws-download", tmpdir);
+	snprintf(path, sizeof path, "%s/aws-download", srv.tmp);
 	snprintf(cmd, sizeof cmd,
 		 "AWS_ACCESS_KEY_ID=lzfstest AWS_SECRET_ACCESS_KEY=lzfstestsecret "
 		 "AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true "
 		 "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null "
 		 "/usr/bin/aws --endpoint-url '%s' s3 cp --only-show-errors "
 		 "'s3://lzfs-test/%s' '%s'",
-		 endpoint, key, path);
-	assert_int_equal(run(cmd), 0);
+		 srv.endpoint, key, path);
+	assert_int_equal(ts_sh("%s", cmd), 0);
 	int fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_true(same_content(fd, spool));
@@ -264,7 +201,7 @@ static int stream_write(struct up_stream *s, int spool, uint64_t seed, uint64_t 
 	int rc = 0;
 	for (uint64_t off = from; off < size;) {
 		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
-		fill(seed, off, buf, n);
+		ts_fill(seed, off, buf, n);
 		pwrite_all(spool, buf, n, (off_t)off);
 		int r = up_stream_write(s, (off_t)off, buf, n);
 		if (r && !rc)
@@ -288,7 +225,7 @@ static struct up_pool *pool_new(uint64_t part, int max_parts, uint64_t mem, int 
 static struct s3_client *client_new(int budget_ms, int retries)
 {
 	struct s3_config cfg = {
-		.endpoint = endpoint,
+		.endpoint = srv.endpoint,
 		.region = "us-east-1",
 		.bucket = "lzfs-test",
 		.path_style = 1,
@@ -308,7 +245,7 @@ static struct s3_client *client_new(int budget_ms, int retries)
 static char *server_uploads(void)
 {
 	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "'%s' uploads '%s'", server, s3dir);
+	snprintf(cmd, sizeof cmd, "'%s' uploads '%s'", srv.server, srv.dir);
 	return run_all(cmd);
 }
 
@@ -318,22 +255,8 @@ static int group_setup(void **state)
 {
 	const char *lv = getenv("LZFS_TEST_LOG"); /* e.g. info, to see throughput */
 	log_init("test_upload_live", lv && log_level_parse(lv) > 0 ? log_level_parse(lv) : LZ_WARN, 0);
-	const char *root = getenv("LZFS_ROOT");
-	snprintf(server, sizeof server, "%s/tests/s3/server", root ? root : ".");
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/lzfs-upload-test.XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (ts_s3_start(&srv, "lzfs-upload-test") < 0)
 		return -1;
-	snprintf(s3dir, sizeof s3dir, "%s/s3", tmpdir);
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "'%s' start '%s'", server, s3dir);
-	char *url = run_line(cmd);
-	if (!url || strncmp(url, "http", 4) != 0) {
-		fprintf(stderr, "# the test S3 did not start (%s)\n", cmd);
-		free(url);
-		return -1;
-	}
-	snprintf(endpoint, sizeof endpoint, "%s", url);
-	free(url);
 	s3 = client_new(20000, 6);
 	return 0;
 }
@@ -341,10 +264,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	s3_client_free(s3);
-	server_cmd("stop");
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	run(cmd);
+	ts_s3_stop(&srv);
 	return 0;
 }
 
@@ -480,12 +400,12 @@ static void test_out_of_order(void **state)
 
 	/* Rewrite 1 MiB at 3 MiB (a seek back) with other bytes. */
 	unsigned char *buf = malloc(MiB);
-	fill(6, 0, buf, MiB);
+	ts_fill(6, 0, buf, MiB);
 	pwrite_all(spool, buf, MiB, 3 * MiB);
 	assert_int_equal(up_stream_write(s, 3 * MiB, buf, MiB), -ESPIPE);
 	assert_true(up_stream_broken(s));
 	/* Later writes are ignored, once reported. */
-	fill(5, 12 * MiB, buf, MiB);
+	ts_fill(5, 12 * MiB, buf, MiB);
 	pwrite_all(spool, buf, MiB, 12 * MiB);
 	assert_int_equal(up_stream_write(s, 12 * MiB, buf, MiB), 0);
 	free(buf);
@@ -567,7 +487,7 @@ static void test_up_file(void **state)
 		int fd = spool_new();
 		for (uint64_t off = 0; off < sizes[i]; off += MiB) {
 			size_t n = sizes[i] - off < MiB ? (size_t)(sizes[i] - off) : MiB;
-			fill(40 + i, off, buf, n);
+			ts_fill(40 + i, off, buf, n);
 			pwrite_all(fd, buf, n, (off_t)off);
 		}
 		char key[64];
@@ -660,7 +580,7 @@ static void *writer_main(void *arg)
 	unsigned char *buf = malloc(MiB);
 	for (uint64_t off = 0; off < w->size; off += MiB) {
 		size_t n = w->size - off < MiB ? (size_t)(w->size - off) : MiB;
-		fill(w->seed, off, buf, n);
+		ts_fill(w->seed, off, buf, n);
 		if (pwrite(w->spool, buf, n, (off_t)off) != (ssize_t)n)
 			w->rc = -EIO;
 		int r = up_stream_write(s, (off_t)off, buf, n);
@@ -717,19 +637,19 @@ static void test_concurrent_backpressure(void **state)
 static void test_injected_503(void **state)
 {
 	struct up_pool *p = pool_new(5 * MiB, 0, 64 * MiB, 4, NULL);
-	assert_int_equal(fault("{\"error_rate\":0.2,\"error_status\":503}"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "{\"error_rate\":0.2,\"error_status\":503}"), 0);
 	run_writers(p, "flaky", 4, 23 * MiB);
 	/* up_file through the same faults. */
 	int fd = spool_new();
 	unsigned char *buf = malloc(MiB);
 	for (uint64_t off = 0; off < 12 * MiB; off += MiB) {
-		fill(99, off, buf, MiB);
+		ts_fill(99, off, buf, MiB);
 		pwrite_all(fd, buf, MiB, (off_t)off);
 	}
 	free(buf);
 	struct up_result res;
 	assert_int_equal(up_file(p, fd, "flaky/file", NULL, NULL, &res), 0);
-	assert_int_equal(fault("off"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "off"), 0);
 	verify("flaky/file", fd, &res);
 	close(fd);
 	struct s3_stats ss;
@@ -757,7 +677,7 @@ static void test_server_down(void **state)
 		usleep(50000);
 	assert_int_equal(hook_parts(&h), 2); /* [0, 10 MiB) is on S3 */
 
-	assert_int_equal(fault("{\"down_secs\":6}"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "{\"down_secs\":6}"), 0);
 	int rc = stream_write(s, spool, 3, 11 * MiB, 30 * MiB, MiB);
 	assert_true(rc == 0 || rc == -EIO);
 	struct up_result res;
@@ -771,7 +691,7 @@ static void test_server_down(void **state)
 			break;
 		usleep(500000);
 	}
-	assert_int_equal(fault("off"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "off"), 0);
 	assert_int_equal(h.created, 1);
 	assert_int_equal(s3_mpu_abort(s3, key, h.upload_id, NULL), 0);
 	char *ups = server_uploads();
@@ -863,18 +783,18 @@ static void test_file_changes(void **state)
 	int fd = spool_new();
 	unsigned char *buf = malloc(MiB);
 	for (uint64_t off = 0; off < 30 * MiB; off += MiB) {
-		fill(23, off, buf, MiB);
+		ts_fill(23, off, buf, MiB);
 		pwrite_all(fd, buf, MiB, (off_t)off);
 	}
 	free(buf);
-	assert_int_equal(fault("{\"latency_ms\":300,\"ops\":[\"UploadPart\"]}"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "{\"latency_ms\":300,\"ops\":[\"UploadPart\"]}"), 0);
 	struct appender a = {.fd = fd, .after = 300000};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, append_main, &a), 0);
 	struct up_result res;
 	int rc = up_file(p, fd, "changing/file", NULL, NULL, &res);
 	pthread_join(t, NULL);
-	assert_int_equal(fault("off"), 0);
+	assert_int_equal(ts_s3_fault(&srv, "off"), 0);
 	assert_int_equal(rc, -EAGAIN);
 	struct s3_object_info info = {0};
 	assert_int_equal(s3_head_object(s3, "changing/file", &info, NULL), -ENOENT);

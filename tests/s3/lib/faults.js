@@ -14,6 +14,9 @@
 //   latency_ms   delay before the request is forwarded
 //   slow_bps     response body rate limit, bytes per second
 //   down_secs    stop accepting connections for this long (one shot)
+//   corrupt_rate 0..1   apply the request, then damage its successful answer
+//   corrupt      "truncate" | "garbage" | "huge" | "etag" | "any" (default):
+//                how (lib/corrupt.js)
 //   ops          [names] only these S3 operations are affected
 //   count        at most this many requests are affected, then faults stop
 //   seed         PRNG seed, for a reproducible sequence
@@ -22,13 +25,14 @@
 
 const fs = require('fs');
 const { Transform } = require('stream');
+const corrupt = require('./corrupt');
 
 const ERRORS = {
   500: ['InternalError', 'We encountered an internal error. Please try again.'],
   503: ['SlowDown', 'Please reduce your request rate.'],
 };
 const FIELDS = ['error_rate', 'error_status', 'error_as_200', 'reset_rate', 'reset_when', 'latency_ms', 'slow_bps',
-  'down_secs', 'ops', 'count', 'seed'];
+  'down_secs', 'ops', 'count', 'seed', 'corrupt_rate', 'corrupt'];
 
 // mulberry32: small, fast, good enough to spread faults; seeded for replay.
 function prng(seed) {
@@ -49,6 +53,10 @@ function validate(spec, knownOps) {
     (typeof spec[k] === 'number' && Number.isFinite(spec[k]) && spec[k] >= lo && spec[k] <= hi);
   if (!num('error_rate', 0, 1)) return 'error_rate must be a number in 0..1';
   if (!num('reset_rate', 0, 1)) return 'reset_rate must be a number in 0..1';
+  if (!num('corrupt_rate', 0, 1)) return 'corrupt_rate must be a number in 0..1';
+  if (spec.corrupt !== undefined && ![...corrupt.KINDS, 'any'].includes(spec.corrupt)) {
+    return `corrupt must be one of ${corrupt.KINDS.join(', ')} or any`;
+  }
   if (spec.error_status !== undefined && !ERRORS[spec.error_status]) return 'error_status must be 500 or 503';
   if (spec.error_as_200 !== undefined && typeof spec.error_as_200 !== 'boolean') return 'error_as_200 must be true or false';
   if (spec.reset_when !== undefined && !['request', 'response', 'any'].includes(spec.reset_when)) {
@@ -94,7 +102,8 @@ class Faults {
 
   active() {
     const s = this.spec;
-    return this.remaining > 0 && (s.error_rate > 0 || s.reset_rate > 0 || s.latency_ms > 0 || s.slow_bps > 0);
+    return this.remaining > 0 && (s.error_rate > 0 || s.reset_rate > 0 || s.latency_ms > 0 || s.slow_bps > 0 ||
+      s.corrupt_rate > 0);
   }
 
   countRequest(op) {
@@ -106,8 +115,8 @@ class Faults {
   }
 
   // Decides the faults for one request: { error: [status, code, message],
-  // reset: 'request'|'response', latencyMs, slowBps } (fields absent when
-  // not injected), or null.
+  // reset: 'request'|'response', corrupt: KIND, latencyMs, slowBps } (fields
+  // absent when not injected), or null.
   decide(op) {
     const s = this.spec;
     if (!this.active() || (s.ops && !s.ops.includes(op))) return null;
@@ -119,6 +128,8 @@ class Faults {
     } else if (s.reset_rate > 0 && this.rng() < s.reset_rate) {
       const when = s.reset_when || 'any';
       d.reset = when === 'any' ? (this.rng() < 0.5 ? 'request' : 'response') : when;
+    } else if (s.corrupt_rate > 0 && this.rng() < s.corrupt_rate) {
+      d.corrupt = corrupt.pick(s.corrupt, this.rng);
     }
     if (s.latency_ms > 0) d.latencyMs = s.latency_ms;
     if (s.slow_bps > 0) d.slowBps = s.slow_bps;

@@ -5,6 +5,7 @@
 // the proxy's shared state in ctx.env.
 
 const { STATUS, errorXml } = require('./s3xml');
+const { corruptAnswer } = require('./corrupt');
 
 class S3Err extends Error {
   constructor(code, message, detail, status) {
@@ -26,11 +27,14 @@ function setS3Headers(ctx, res) {
 }
 
 // An answer made here (not relayed from s3rver); a pending response-reset
-// fault cuts it in the middle.
+// fault cuts it in the middle, a corrupt fault damages a successful one.
 function sendXml(ctx, status, xml, extraHeaders) {
   const res = ctx.res;
   const body = Buffer.from(xml, 'utf8');
   setS3Headers(ctx, res);
+  if (ctx.fault && ctx.fault.corrupt && status < 300) {
+    return sendCorrupt(ctx, status, { 'content-type': 'application/xml', ...extraHeaders }, body);
+  }
   res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': body.length, ...extraHeaders });
   ctx.status = status;
   if (ctx.fault && ctx.fault.reset === 'response' && !ctx.resetDone) {
@@ -41,6 +45,16 @@ function sendXml(ctx, status, xml, extraHeaders) {
     return;
   }
   res.end(body);
+}
+
+// A corrupt fault: the whole (applied) answer, damaged (lib/corrupt.js).
+function sendCorrupt(ctx, status, headers, body) {
+  const c = corruptAnswer(ctx.fault.corrupt, headers, body);
+  if (ctx.method === 'HEAD' && headers['content-length'] !== undefined) c.headers['content-length'] = headers['content-length'];
+  faultLog(ctx, 'corrupt', c.what);
+  ctx.status = status;
+  ctx.res.writeHead(status, c.headers);
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : c.body);
 }
 
 // Errors answer as S3 does; when the request body was neither read nor
@@ -95,4 +109,4 @@ function log(msg) {
   console.log(`${new Date().toISOString()} ${msg}`);
 }
 
-module.exports = { S3Err, noSuchUpload, setS3Headers, sendXml, sendError, readAll, faultLog, log };
+module.exports = { S3Err, noSuchUpload, setS3Headers, sendXml, sendCorrupt, sendError, readAll, faultLog, log };

@@ -10,7 +10,7 @@ const { pipeline, Transform } = require('stream');
 const sigv4 = require('./sigv4');
 const { text } = require('./s3xml');
 const { throttle } = require('./faults');
-const { S3Err, setS3Headers, readAll, faultLog } = require('./reply');
+const { S3Err, setS3Headers, sendCorrupt, readAll, faultLog } = require('./reply');
 
 // Request headers that belong to the client's connection or signature.
 const HOP_HEADERS = new Set(['host', 'authorization', 'connection', 'keep-alive', 'expect', 'transfer-encoding',
@@ -85,8 +85,8 @@ async function relayError(ctx, ures) {
 }
 
 // Streams an upstream answer to the client, with extraHeaders, applying the
-// slow_bps and response-reset faults to its body.
-function relay(ctx, ures, extraHeaders) {
+// slow_bps, response-reset and corrupt faults to it.
+async function relay(ctx, ures, extraHeaders) {
   const { res, fault } = ctx;
   const headers = { ...ures.headers, ...extraHeaders };
   for (const h of ['connection', 'keep-alive', 'transfer-encoding', 'x-amz-request-id', 'x-amz-id-2', 'server']) {
@@ -96,6 +96,10 @@ function relay(ctx, ures, extraHeaders) {
   ctx.status = ures.statusCode;
   const len = Number(headers['content-length'] || 0);
   const hasBody = ctx.method !== 'HEAD' && len > 0;
+  if (fault && fault.corrupt && ures.statusCode < 300 && len <= 16 * 1024 * 1024) {
+    const body = hasBody ? await readAll(ures) : (ures.resume(), Buffer.alloc(0));
+    return sendCorrupt(ctx, ures.statusCode, headers, body);
+  }
   if (fault && fault.reset === 'response' && !hasBody) {
     // Nothing to cut in the middle of: the answer is lost whole.
     faultLog(ctx, 'reset', 'reset response (no body; request was applied)');
