@@ -2177,6 +2177,8 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o)
 
 int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results)
 {
+	if (cat->pg)
+		return catpg_obj_add_many(cat->pg, objs, n, results);
 	int first_err = 0;
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < CAT_ADD_MANY_MAX ? n - done : CAT_ADD_MANY_MAX;

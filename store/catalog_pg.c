@@ -1009,6 +1009,43 @@ static int submit(struct catpg *c, struct req *r)
 	return r->rc;
 }
 
+/* Queues the requests whose skip[i] is 0 at once and waits for them all. */
+static int submit_many(struct catpg *c, struct req *rs, size_t n, const int *skip)
+{
+	if (c->flags & CAT_READONLY)
+		return -EROFS;
+	pthread_mutex_lock(&c->qlock);
+	if (c->stopping) {
+		pthread_mutex_unlock(&c->qlock);
+		return -ESHUTDOWN;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (skip[i])
+			continue;
+		struct req *r = &rs[i];
+		r->rc = 0;
+		r->next = NULL;
+		r->dropped = 0;
+		sem_init(&r->done, 0, 0);
+		if (c->qtail)
+			c->qtail->next = r;
+		else
+			c->qhead = r;
+		c->qtail = r;
+	}
+	if (c->writer_waiting)
+		pthread_cond_signal(&c->qcond);
+	pthread_mutex_unlock(&c->qlock);
+	for (size_t i = 0; i < n; i++) {
+		if (skip[i])
+			continue;
+		while (sem_wait(&rs[i].done) != 0)
+			;
+		sem_destroy(&rs[i].done);
+	}
+	return 0;
+}
+
 /* Parameter helpers: text for libpq, numbers formatted into the request. */
 static void p_str(struct req *r, const char *s)
 {
@@ -1059,7 +1096,9 @@ int catpg_coll_remove(struct catpg *c, const char *path)
 	return submit(c, &r);
 }
 
-int catpg_obj_add(struct catpg *c, struct cat_obj *o)
+/* Checks o and fills r with its parameters; *parent is malloc'd (free it
+ * after the request ran). */
+static int add_prepare(struct catpg *c, const struct cat_obj *o, struct req *r, char **parent)
 {
 	int ingested = o->state == CAT_INGESTED;
 	if (!path_valid(o->path, 0) || !o->key || !*o->key) {
@@ -1075,41 +1114,99 @@ int catpg_obj_add(struct catpg *c, struct cat_obj *o)
 		         c->name, o->path);
 		return -EINVAL;
 	}
-	char owner[256];
-	pthread_mutex_lock(&c->qlock);
-	copy_str(owner, sizeof owner, c->owner);
-	pthread_mutex_unlock(&c->qlock);
 	const char *slash = strrchr(o->path, '/');
-	char *parent = strndup(o->path, slash ? (size_t)(slash - o->path) : 0);
-	if (!parent)
+	*parent = strndup(o->path, slash ? (size_t)(slash - o->path) : 0);
+	if (!*parent)
 		return -ENOMEM;
-	struct req r = {.op = OP_OBJ_ADD};
-	p_str(&r, o->path);
-	p_str(&r, parent);
-	p_str(&r, o->bucket ? o->bucket : "");
-	p_str(&r, o->key);
-	p_int(&r, o->size);
-	p_int(&r, o->mode);
-	p_int(&r, o->uid);
-	p_int(&r, o->gid);
-	p_int(&r, o->mtime_ns);
-	p_str(&r, o->source ? o->source : "");
-	p_str(&r, o->symlink);
-	p_str(&r, ingested ? "t" : "f");
-	p_str(&r, o->sha256);
-	p_str(&r, o->etag);
-	p_str(&r, owner);
-	p_now(&r);
-	int rc = submit(c, &r);
-	free(parent);
-	if (rc == 0) {
-		o->id = r.id;
-		o->version = r.version;
-		if (!ingested)
+	memset(r, 0, sizeof *r);
+	r->op = OP_OBJ_ADD;
+	p_str(r, o->path);
+	p_str(r, *parent);
+	p_str(r, o->bucket ? o->bucket : "");
+	p_str(r, o->key);
+	p_int(r, o->size);
+	p_int(r, o->mode);
+	p_int(r, o->uid);
+	p_int(r, o->gid);
+	p_int(r, o->mtime_ns);
+	p_str(r, o->source ? o->source : "");
+	p_str(r, o->symlink);
+	p_str(r, ingested ? "t" : "f");
+	p_str(r, o->sha256);
+	p_str(r, o->etag);
+	p_str(r, c->owner); /* stable: cat_set_owner comes before any write */
+	p_now(r);
+	return 0;
+}
+
+static void add_done(struct cat_obj *o, const struct req *r)
+{
+	if (r->rc == 0) {
+		o->id = r->id;
+		o->version = r->version;
+		if (o->state != CAT_INGESTED)
 			o->state = CAT_PENDING;
 		o->current = 1;
+	} else {
+		o->id = 0;
+		o->version = 0;
 	}
+}
+
+int catpg_obj_add(struct catpg *c, struct cat_obj *o)
+{
+	struct req r;
+	char *parent = NULL;
+	pthread_mutex_lock(&c->qlock);
+	int rc = add_prepare(c, o, &r, &parent);
+	pthread_mutex_unlock(&c->qlock);
+	if (rc)
+		return rc;
+	rc = submit(c, &r);
+	free(parent);
+	if (rc == 0)
+		add_done(o, &r);
 	return rc;
+}
+
+int catpg_obj_add_many(struct catpg *c, struct cat_obj *objs, size_t n, int *results)
+{
+	int first_err = 0;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < CAT_ADD_MANY_MAX ? n - done : CAT_ADD_MANY_MAX;
+		struct req *rs = calloc(k, sizeof *rs);
+		char **parents = calloc(k, sizeof *parents);
+		if (!rs || !parents) {
+			free(rs);
+			free(parents);
+			return -ENOMEM;
+		}
+		/* Queued together, so the writer takes them into one batch. */
+		size_t live = 0;
+		pthread_mutex_lock(&c->qlock);
+		for (size_t i = 0; i < k; i++) {
+			results[done + i] = add_prepare(c, &objs[done + i], &rs[i], &parents[i]);
+			live += results[done + i] == 0;
+		}
+		pthread_mutex_unlock(&c->qlock);
+		int rc = submit_many(c, rs, k, results + done);
+		for (size_t i = 0; i < k; i++) {
+			if (results[done + i] == 0 && rc)
+				results[done + i] = rc;
+			else if (results[done + i] == 0)
+				results[done + i] = rs[i].rc;
+			rs[i].rc = results[done + i];
+			add_done(&objs[done + i], &rs[i]);
+			if (results[done + i] && !first_err)
+				first_err = results[done + i];
+			free(parents[i]);
+		}
+		free(rs);
+		free(parents);
+		(void)live;
+		done += k;
+	}
+	return first_err;
 }
 
 static int transition(struct catpg *c, int64_t id, enum cat_state to, const char *s1,

@@ -51,6 +51,7 @@ int catpg_coll_get(struct catpg *c, const char *path, struct cat_coll *out);
 int catpg_coll_remove(struct catpg *c, const char *path);
 
 int catpg_obj_add(struct catpg *c, struct cat_obj *o);
+int catpg_obj_add_many(struct catpg *c, struct cat_obj *objs, size_t n, int *results);
 int catpg_obj_set_uploading(struct catpg *c, int64_t id, const char *upload_id);
 int catpg_obj_part_done(struct catpg *c, int64_t id, int part_number, const char *etag,
                         int64_t size);

@@ -141,6 +141,60 @@ PG_CASE(test_events)
 PG_CASE(test_status)
 PG_CASE(test_readonly)
 PG_CASE(test_group_commit)
+PG_CASE(test_add_many_concurrent)
+
+/* test_add_many_mixed without its SQLite trigger: rows that fail (refused
+ * before the server, or by the server's function) fail alone, in one
+ * transaction with the rows that succeed. */
+static void test_add_many_mixed_pg(void **state)
+{
+	if (skipped())
+		skip();
+	struct fx *f = *state;
+	assert_int_equal(cat_coll_ensure(f->cat, "m/dir", 0755, 0, 0, NULL), 0);
+	add_obj(f->cat, "m/file", 5);
+	static const struct {
+		const char *path;
+		int ingested;
+		int want;
+	} rows[] = {
+	    {"m/a", 0, 0},         {"m/dir", 0, -EISDIR},   {"m/b", 1, 0},
+	    {"", 0, -EINVAL},      {"m/file/x", 0, -ENOTDIR}, {"m/a", 1, 0},
+	    {"m/d/e", 0, 0},       {"m/bad-sha", 1, -EINVAL}, {"m/z", 0, 0},
+	};
+	enum { N = sizeof rows / sizeof rows[0] };
+	struct cat_obj o[N];
+	char keys[N][64];
+	int res[N];
+	for (int i = 0; i < N; i++)
+		obj_init(&o[i], rows[i].path, keys[i], sizeof keys[i], 100 + i, rows[i].ingested);
+	o[7].sha256[3] = 'X';
+	struct cat_stats s0, s1;
+	struct status_counts c0, c1;
+	status_of(f->cat, &c0);
+	cat_stats(f->cat, &s0);
+	assert_int_equal(cat_obj_add_many(f->cat, o, N, res), -EISDIR);
+	cat_stats(f->cat, &s1);
+	status_of(f->cat, &c1);
+	for (int i = 0; i < N; i++) {
+		if (res[i] != rows[i].want)
+			fail_msg("row %d (%s): %d, want %d", i, rows[i].path, res[i], rows[i].want);
+		assert_int_equal(o[i].id > 0, rows[i].want == 0);
+	}
+	assert_int_equal(s1.transactions - s0.transactions, 1);
+	assert_int_equal(o[0].version, 1);
+	assert_int_equal(o[5].version, 2);
+	assert_int_equal(o[5].state, CAT_INGESTED);
+	struct cat_obj g;
+	assert_int_equal(cat_obj_get(f->cat, "m/a", &g), 0);
+	assert_int_equal(g.id, o[5].id);
+	cat_obj_clear(&g);
+	assert_int_equal(n_events(f->cat, "m/a"), 3);
+	assert_int_equal(c1.pending - c0.pending, 2); /* m/d/e, m/z */
+	assert_int_equal(c1.ingested - c0.ingested, 2);
+	assert_int_equal(c1.bytes - c0.bytes, 102 + 105);
+	assert_int_equal(c1.versions - c0.versions, 5);
+}
 
 /* --- two hosts on one catalog --- */
 
@@ -569,6 +623,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(pg_test_status, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(pg_test_readonly, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(pg_test_group_commit, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(pg_test_add_many_concurrent, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_add_many_mixed_pg, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_two_hosts_same_paths, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_two_hosts_churn, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_owner_recovery, pg_setup, pg_teardown),
