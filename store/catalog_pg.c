@@ -631,6 +631,19 @@ static void drain_to_sync(PGconn *db)
 static enum attempt w_commit_outcome(struct catpg *c, struct req *batch, struct req *end,
                                      const char *xid, int *fail_rc);
 
+/* The connection's state is not what the writer expects: log it and have
+ * the batch sent again on a fresh connection (nothing was committed). */
+static enum attempt w_out_of_step(struct catpg *c, const char *what)
+{
+	char m[256];
+	copy_str(m, sizeof m, PQerrorMessage(c->db));
+	m[strcspn(m, "\n")] = '\0';
+	log_err("catalog %s: writer out of step with the server (%s%s%s); reconnecting", c->name,
+	        what, m[0] ? ": " : "", m);
+	PQreset(c->db);
+	return A_RECONNECT;
+}
+
 /* One try at running the batch's live requests in one transaction. */
 static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *end, int *fail_rc,
                               const char **fail_state_out, char *state_buf)
@@ -669,21 +682,32 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 		if (!began) {
 			/* The transaction id tells, after a connection lost
 			 * during COMMIT, whether the batch committed. */
-			PQsendQueryParams(db, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-			PQsendQueryParams(db, "SELECT txid_current()", 0, NULL, NULL, NULL, NULL, 0);
+			if (!PQsendQueryParams(db, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+			    !PQsendQueryParams(db, "SELECT txid_current()", 0, NULL, NULL, NULL, NULL,
+			                       0)) {
+				out = w_out_of_step(c, "sending BEGIN");
+				break;
+			}
 			began = want_xid = 1;
 		}
+		int unsent = 0;
 		for (; r != end && sent < PG_PIPE_MAX; r = r->next) {
 			if (r->dropped)
 				continue;
-			PQsendQueryPrepared(db, wname[r->op], r->nparams, r->v, NULL, NULL, 0);
+			if (!PQsendQueryPrepared(db, wname[r->op], r->nparams, r->v, NULL, NULL, 0))
+				unsent = 1;
 			sent++;
 		}
 		struct req *stop = r;
+		if (unsent) {
+			out = w_out_of_step(c, "sending a request");
+			break;
+		}
 		if (!PQpipelineSync(db)) {
 			out = A_RECONNECT;
 			break;
 		}
+		int answered = 0;
 		int aborted = 0;
 		r = first;
 		for (;;) {
@@ -700,6 +724,7 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 				PQclear(res);
 				break;
 			}
+			answered += s != PGRES_COMMAND_OK && !(want_xid && s == PGRES_TUPLES_OK);
 			if (s == PGRES_COMMAND_OK) { /* BEGIN */
 				PQclear(res);
 				continue;
@@ -756,6 +781,13 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 		}
 		if (out == A_OK && aborted)
 			out = A_FAILED, *fail_rc = -EIO;
+		if (out == A_OK && answered != sent) {
+			/* Results and requests out of step: never guess which
+			 * answer is whose. */
+			char what[96];
+			snprintf(what, sizeof what, "%d answers to %d requests", answered, sent);
+			out = w_out_of_step(c, what);
+		}
 	}
 	if (out == A_OK) {
 		/* The batch's net change of this owner's totals, then COMMIT. */
@@ -831,8 +863,12 @@ static enum attempt w_attempt(struct catpg *c, struct req *batch, struct req *en
 		if (PQpipelineSync(db))
 			drain_to_sync(db);
 	}
-	if (PQstatus(db) == CONNECTION_OK)
-		PQexitPipelineMode(db);
+	if (PQstatus(db) == CONNECTION_OK && !PQexitPipelineMode(db)) {
+		/* Something is left unread: start over on a clean connection. */
+		log_warn("catalog %s: the connection is not idle after a batch (%s); reconnecting",
+		         c->name, PQerrorMessage(db));
+		w_reconnect(c);
+	}
 	return out;
 }
 
@@ -873,8 +909,20 @@ static enum attempt w_commit_outcome(struct catpg *c, struct req *batch, struct 
 
 static void run_batch(struct catpg *c, struct req *batch, struct req *end)
 {
-	int retries = 0, reconnects = 0;
+	int retries = 0, reconnects = 0, attempts = 0, n = 0;
+	for (struct req *r = batch; r != end; r = r->next)
+		n++;
 	for (;;) {
+		if (++attempts > n + 4 * PG_RETRIES) {
+			/* Each attempt drops a request, retries or reconnects a
+			 * bounded number of times: this is a bug, not a state. */
+			log_err("catalog %s: a batch of %d request(s) failed %d attempts; giving up",
+			        c->name, n, attempts - 1);
+			for (struct req *r = batch; r != end; r = r->next)
+				if (!r->dropped)
+					r->rc = -EIO;
+			return;
+		}
 		int fail_rc = -EIO;
 		const char *st = NULL;
 		char stbuf[8];
@@ -889,7 +937,7 @@ static void run_batch(struct catpg *c, struct req *batch, struct req *end)
 			return;
 		}
 		if (a == A_DROPPED)
-			continue;
+			continue; /* one more request dropped: at most n times */
 		if (a == A_RETRY && ++retries <= PG_RETRIES) {
 			/* Let the other host's transaction finish first. */
 			sleep_ms(1 + rand() % (5 << (retries < 6 ? retries : 6)));
