@@ -12,7 +12,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-PKGS    := fuse3 libcurl sqlite3 expat openssl inih libsystemd
+PKGS    := fuse3 libcurl sqlite3 expat openssl inih libsystemd libpq
 
 ifeq ($(SAN),1)
 BUILD   ?= build/san
@@ -41,7 +41,7 @@ PROGS     := $(foreach f,$(MAIN_SRC),$(BUILD)/$(patsubst %_main.c,%,$(notdir $(f
 UNITS     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES   := $(foreach f,$(BENCH_SRC),$(BUILD)/$(subst _,-,$(patsubst %.c,%,$(notdir $(f)))))
 
-.PHONY: all check check-unit demo bench bench-s3 bench-catalog torture fuzz install uninstall \
+.PHONY: all check check-unit demo bench bench-s3 bench-catalog bench-scale torture fuzz install uninstall \
         clean deps format compile_commands.json
 all: $(PROGS) $(UNITS) $(BENCHES)
 
@@ -106,6 +106,9 @@ bench-s3: deps
 
 bench-catalog: all
 	@BUILD=$(BUILD) tests/bench/catalog.sh
+
+bench-scale: all
+	@BUILD=$(BUILD) tests/bench/scale.sh
 
 torture: deps
 	@$(MAKE) --no-print-directory all

@@ -243,7 +243,8 @@ static int check_value(const struct key *k, const char *v, char *err, size_t err
 		}
 		break;
 	case K_PATH:
-		if (v[0] != '/') {
+		/* catalog= may also be a PostgreSQL URL (store/catalog.h). */
+		if (v[0] != '/' && !(k->field == F_CATALOG && strstr(v, "://"))) {
 			snprintf(err, errlen, "%s=%s: expected an absolute path", k->name, v);
 			return -EINVAL;
 		}
@@ -917,7 +918,7 @@ static void print_opts(FILE *out, const struct cfg *c, const char *section,
 			note = o->credentials ? NULL : "not set: AWS_* environment variables";
 			break;
 		case F_CATALOG:
-			snprintf(v, sizeof v, "%s", o->catalog ? o->catalog : "");
+			cat_redact(o->catalog ? o->catalog : "", v, sizeof v);
 			if (!o->catalog)
 				snprintf(v, sizeof v, "%s/%s/catalog.db", o->landing, LAND_RESERVED);
 			break;

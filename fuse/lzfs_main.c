@@ -110,7 +110,8 @@ static void usage(FILE *f)
 		"  path_style|virtual_host  addressing (default: virtual host for AWS, else path)\n"
 		"  credentials=FILE       AWS-style credentials file, mode 0600 (else AWS_* env)\n"
 		"  profile=NAME           section of the credentials file (default)\n"
-		"  catalog=FILE           SQLite catalog (LANDING/.lzfs/catalog.db)\n"
+		"  catalog=FILE|URL       SQLite catalog (LANDING/.lzfs/catalog.db), or a\n"
+		"                         postgresql:// URL shared by several hosts\n"
 		"  part_size=SIZE         first multipart part size, 5M..5G (8M); grows to fit 5 TiB\n"
 		"  max_inflight_parts=N   parts uploaded in parallel (8)\n"
 		"  mem_limit=SIZE         bytes written but not yet uploaded, all files (256M)\n"
@@ -340,7 +341,8 @@ int main(int argc, char **argv)
 	fuse = fuse_new(&args, &fs_ops, sizeof fs_ops, &holder);
 	if (!fuse) /* libfuse printed which option it does not know */
 		goto out;
-	if (opt_make_absolute(&o.landing) < 0 || opt_make_absolute(&o.catalog) < 0 ||
+	int cat_url = o.catalog && strstr(o.catalog, "://"); /* PostgreSQL */
+	if (opt_make_absolute(&o.landing) < 0 || (!cat_url && opt_make_absolute(&o.catalog) < 0) ||
 	    opt_make_absolute(&o.credentials) < 0 || opt_make_absolute(&o.log_file) < 0 ||
 	    opt_make_absolute(&o.ca_file) < 0)
 		goto out;
@@ -358,9 +360,11 @@ int main(int argc, char **argv)
 			strerror(-rc));
 		goto out;
 	}
+	char cat_name[1024];
+	cat_redact(o.catalog, cat_name, sizeof cat_name); /* never log a password */
 	rc = cat_open(o.catalog, CAT_CREATE, &cat);
 	if (rc < 0) {
-		fprintf(stderr, "lzfs: catalog %s cannot be used (%s)\n", o.catalog, strerror(-rc));
+		fprintf(stderr, "lzfs: catalog %s cannot be used (%s)\n", cat_name, strerror(-rc));
 		goto out;
 	}
 	cat_close(cat);
@@ -440,7 +444,8 @@ int main(int argc, char **argv)
 				.busy = rescan_busy,
 				.busy_arg = land,
 			},
-			.catalog_file = o.catalog,
+			/* Scan jobs keep lock files next to an SQLite catalog. */
+			.catalog_file = cat_url ? NULL : o.catalog,
 			.run_jobs = 1,
 			.s3cfg = &s3cfg,
 		};
@@ -452,7 +457,7 @@ int main(int argc, char **argv)
 		signal(SIGUSR1, on_usr1);
 	}
 	log_notice("mounted s3://%s/%s at %s (landing %s, catalog %s, part_size %llu, mem_limit %llu, "
-		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, o.catalog,
+		   "durability %s)", o.bucket, o.prefix, cmd.mountpoint, o.landing, cat_name,
 		   (unsigned long long)o.part_size, (unsigned long long)o.mem_limit,
 		   o.durability == LAND_DUR_CLOSE ? "close" : "async");
 

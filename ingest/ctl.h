@@ -28,6 +28,7 @@ enum ctl_exit {
 
 struct ctl_opts {
 	const char *catalog; /* -c, else $LZFS_CATALOG, else CTL_DEFAULT_CATALOG */
+	const char *catalog_name; /* catalog for messages: a URL without its password */
 	int json;            /* --json */
 	int verbose;         /* -v: the catalog's warnings too */
 };

@@ -775,7 +775,7 @@ int ctl_status(int argc, char **argv, const struct ctl_opts *o)
 	if (o->json) {
 		struct ctl_json j;
 		ctl_json_begin(&j, stdout);
-		ctl_json_str(&j, "catalog", o->catalog);
+		ctl_json_str(&j, "catalog", o->catalog_name);
 		for (int i = CAT_PENDING; i <= CAT_DELETED; i++)
 			ctl_json_int(&j, cat_state_name(i), s.count[i]);
 		ctl_json_int(&j, "bytes_ingested", s.bytes_ingested);
@@ -789,7 +789,7 @@ int ctl_status(int argc, char **argv, const struct ctl_opts *o)
 	}
 	char buf[64], when[40];
 	printf("%-16s ", "catalog");
-	ctl_put_name(stdout, o->catalog);
+	ctl_put_name(stdout, o->catalog_name);
 	fputc('\n', stdout);
 	for (int i = CAT_PENDING; i <= CAT_DELETED; i++)
 		printf("%-16s %lld\n", cat_state_name(i), (long long)s.count[i]);
@@ -821,15 +821,15 @@ int ctl_check(int argc, char **argv, const struct ctl_opts *o)
 	int rc = cat_check(cat);
 	cat_close(cat);
 	if (rc) {
-		ctl_err("check", "catalog %s: %s", o->catalog,
+		ctl_err("check", "catalog %s: %s", o->catalog_name,
 		        rc == -EPROTO ? "problems found (see above)" : strerror(-rc));
 		return CTL_ERROR;
 	}
 	if (o->json)
-		printf("{\"catalog\":"), ctl_put_json_str(stdout, o->catalog),
+		printf("{\"catalog\":"), ctl_put_json_str(stdout, o->catalog_name),
 		    printf(",\"ok\":true}\n");
 	else
-		printf("catalog %s: ok\n", o->catalog);
+		printf("catalog %s: ok\n", o->catalog_name);
 	return CTL_OK;
 }
 

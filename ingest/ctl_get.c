@@ -782,7 +782,7 @@ int ctl_verify(int argc, char **argv, const struct ctl_opts *o)
 	cat_close(cat);
 	if (rc) {
 		if (rc != -ENOENT && rc != -EINVAL)
-			ctl_err("verify", "catalog %s: %s", o->catalog, strerror(-rc));
+			ctl_err("verify", "catalog %s: %s", o->catalog_name, strerror(-rc));
 		ex = ctl_exit_of(rc);
 		goto out;
 	}

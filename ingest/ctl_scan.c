@@ -484,7 +484,7 @@ static int open_jobs(const struct ctl_opts *co, const char *cmd, struct job_db *
 	cat_close(cat);
 	int rc = job_db_open(co->catalog, db);
 	if (rc < 0) {
-		ctl_err(cmd, "cannot open the jobs of %s: %s", co->catalog, strerror(-rc));
+		ctl_err(cmd, "cannot open the jobs of %s: %s", co->catalog_name, strerror(-rc));
 		return CTL_ERROR;
 	}
 	return CTL_OK;
@@ -666,7 +666,7 @@ int ctl_job(int argc, char **argv, const struct ctl_opts *co)
 			char iv[32];
 			printf("job %s queued (%s, %s): the lzfs daemon using %s runs it\n", s->name,
 			       interval_str(j.interval, iv, sizeof iv), scan_mode_name(s->cfg.mode),
-			       co->catalog);
+			       co->catalog_name);
 			ex = CTL_OK;
 		}
 		sj_free(s);

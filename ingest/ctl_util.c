@@ -52,7 +52,7 @@ int ctl_open(const struct ctl_opts *o, const char *cmd, int flags, struct cat **
 	if (rc == 0)
 		return CTL_OK;
 	/* The catalog has logged the details; this line names the file. */
-	ctl_err(cmd, "cannot open catalog %s: %s", o->catalog, strerror(-rc));
+	ctl_err(cmd, "cannot open catalog %s: %s", o->catalog_name, strerror(-rc));
 	return CTL_ERROR;
 }
 

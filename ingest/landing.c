@@ -895,6 +895,13 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 		close(l->rootfd);
 		goto fail;
 	}
+	/* A shared (PostgreSQL) catalog: this spool's rows are ours alone. */
+	char host[256] = "", *owner = NULL;
+	gethostname(host, sizeof host - 1);
+	if (asprintf(&owner, "%s:%s", host, cfg->spool_dir) >= 0) {
+		cat_set_owner(cat, owner);
+		free(owner);
+	}
 	cat_unfinished(cat, queue_unfinished, l);
 	if (mpl_count(l->mpl) > 0)
 		queue_special(l, SP_ORPHANS, 0);

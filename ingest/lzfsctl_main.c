@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return CTL_USAGE;
 	}
+	static char shown[1024];
+	o.catalog_name = cat_redact(o.catalog, shown, sizeof shown);
 	/* The catalog's own messages name the file and the reason. */
 	log_init("lzfsctl", o.verbose ? LZ_DEBUG : LZ_ERR, 0);
 	if (strcmp(argv[i], "help") == 0) {

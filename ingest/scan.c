@@ -2601,6 +2601,11 @@ int scan_lock(const char *catalog_file, const char *name, int *fd)
 {
 	if (!job_name_ok(name))
 		return -EINVAL;
+	if (strstr(catalog_file, "://")) {
+		log_err("scan %s: scans and scan jobs need an SQLite catalog (not yet a PostgreSQL "
+			"one)", name);
+		return -ENOTSUP;
+	}
 	char *path;
 	if (asprintf(&path, "%s.scan-%s.lock", catalog_file, name) < 0)
 		return -ENOMEM;

@@ -7,6 +7,7 @@
  * connections, one borrowed per call).
  */
 #include "catalog.h"
+#include "catalog_pg.h"
 #include "log.h"
 
 #include <errno.h>
@@ -351,6 +352,7 @@ struct rconn {
 };
 
 struct cat {
+	struct catpg *pg; /* a PostgreSQL catalog: every call goes there */
 	char *file;
 	int flags;
 	sqlite3 *db; /* the writer's; the writer thread owns it while running */
@@ -931,6 +933,18 @@ int cat_open(const char *file, int flags, struct cat **out)
 		log_err("catalog %s: libsqlite3 was built without thread support", file);
 		return -ENOTSUP;
 	}
+	if (catpg_is_url(file)) {
+		struct cat *c = calloc(1, sizeof *c);
+		if (!c)
+			return -ENOMEM;
+		int rc = catpg_open(file, flags, &c->pg);
+		if (rc) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
+	}
 	struct cat *c = calloc(1, sizeof *c);
 	if (!c || !(c->file = strdup(file))) {
 		free(c);
@@ -1068,6 +1082,11 @@ void cat_close(struct cat *c)
 {
 	if (!c)
 		return;
+	if (c->pg) {
+		catpg_close(c->pg);
+		free(c);
+		return;
+	}
 	if (c->writer_started) {
 		pthread_mutex_lock(&c->qlock);
 		c->stopping = 1;
@@ -1110,6 +1129,10 @@ void cat_close(struct cat *c)
 
 void cat_stats(struct cat *c, struct cat_stats *out)
 {
+	if (c->pg) {
+		catpg_stats(c->pg, out);
+		return;
+	}
 	pthread_mutex_lock(&c->qlock);
 	*out = c->stats;
 	pthread_mutex_unlock(&c->qlock);
@@ -1120,6 +1143,10 @@ void cat_stats(struct cat *c, struct cat_stats *out)
 
 void cat_set_busy_timeout(struct cat *c, int ms)
 {
+	if (c->pg) {
+		catpg_set_busy_timeout(c->pg, ms);
+		return;
+	}
 	/* The writer and each read connection pick it up when next used. */
 	__atomic_store_n(&c->busy_ms, ms, __ATOMIC_RELAXED);
 }
@@ -2115,6 +2142,8 @@ static int submit(struct cat *c, struct req *r)
 int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
                     int64_t *id)
 {
+	if (cat->pg)
+		return catpg_coll_ensure(cat->pg, path, mode, uid, gid, id);
 	struct req r = {.op = OP_COLL_ENSURE, .s1 = path, .mode = mode, .uid = uid, .gid = gid};
 	int rc = submit(cat, &r);
 	if (rc == 0 && id)
@@ -2124,12 +2153,16 @@ int cat_coll_ensure(struct cat *cat, const char *path, uint32_t mode, uint32_t u
 
 int cat_coll_remove(struct cat *cat, const char *path)
 {
+	if (cat->pg)
+		return catpg_coll_remove(cat->pg, path);
 	struct req r = {.op = OP_COLL_REMOVE, .s1 = path};
 	return submit(cat, &r);
 }
 
 int cat_obj_add(struct cat *cat, struct cat_obj *o)
 {
+	if (cat->pg)
+		return catpg_obj_add(cat->pg, o);
 	struct req r = {.op = OP_OBJ_ADD, .obj = o};
 	int rc = submit(cat, &r);
 	if (rc == 0) {
@@ -2144,6 +2177,8 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o)
 
 int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *results)
 {
+	if (cat->pg)
+		return catpg_obj_add_many(cat->pg, objs, n, results);
 	int first_err = 0;
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < CAT_ADD_MANY_MAX ? n - done : CAT_ADD_MANY_MAX;
@@ -2172,12 +2207,16 @@ int cat_obj_add_many(struct cat *cat, struct cat_obj *objs, size_t n, int *resul
 
 int cat_obj_set_uploading(struct cat *cat, int64_t id, const char *upload_id)
 {
+	if (cat->pg)
+		return catpg_obj_set_uploading(cat->pg, id, upload_id);
 	struct req r = {.op = OP_UPLOADING, .id = id, .s1 = upload_id};
 	return submit(cat, &r);
 }
 
 int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *etag, int64_t size)
 {
+	if (cat->pg)
+		return catpg_obj_part_done(cat->pg, id, part_number, etag, size);
 	struct req r = {.op = OP_PART_DONE, .id = id, .n1 = part_number, .n2 = size, .s1 = etag};
 	return submit(cat, &r);
 }
@@ -2185,30 +2224,40 @@ int cat_obj_part_done(struct cat *cat, int64_t id, int part_number, const char *
 int cat_obj_set_ingested(struct cat *cat, int64_t id, int64_t size, const char *sha256,
                          const char *etag)
 {
+	if (cat->pg)
+		return catpg_obj_set_ingested(cat->pg, id, size, sha256, etag);
 	struct req r = {.op = OP_INGESTED, .id = id, .n1 = size, .s1 = sha256, .s2 = etag};
 	return submit(cat, &r);
 }
 
 int cat_obj_set_failed(struct cat *cat, int64_t id, const char *error)
 {
+	if (cat->pg)
+		return catpg_obj_set_failed(cat->pg, id, error);
 	struct req r = {.op = OP_FAILED, .id = id, .s1 = error};
 	return submit(cat, &r);
 }
 
 int cat_obj_set_pending(struct cat *cat, int64_t id, const char *reason)
 {
+	if (cat->pg)
+		return catpg_obj_set_pending(cat->pg, id, reason);
 	struct req r = {.op = OP_PENDING, .id = id, .s1 = reason};
 	return submit(cat, &r);
 }
 
 int cat_obj_set_deleted(struct cat *cat, int64_t id, const char *reason)
 {
+	if (cat->pg)
+		return catpg_obj_set_deleted(cat->pg, id, reason);
 	struct req r = {.op = OP_DELETED, .id = id, .s1 = reason};
 	return submit(cat, &r);
 }
 
 int cat_obj_rename(struct cat *cat, int64_t id, const char *new_path, const char *new_key)
 {
+	if (cat->pg)
+		return catpg_obj_rename(cat->pg, id, new_path, new_key);
 	struct req r = {.op = OP_RENAME, .id = id, .s1 = new_path, .s2 = new_key};
 	return submit(cat, &r);
 }
@@ -2216,6 +2265,8 @@ int cat_obj_rename(struct cat *cat, int64_t id, const char *new_path, const char
 int cat_obj_set_attr(struct cat *cat, int64_t id, uint32_t mode, uint32_t uid, uint32_t gid,
                      int64_t mtime_ns)
 {
+	if (cat->pg)
+		return catpg_obj_set_attr(cat->pg, id, mode, uid, gid, mtime_ns);
 	struct req r = {
 	    .op = OP_SET_ATTR, .id = id, .mode = mode, .uid = uid, .gid = gid, .n1 = mtime_ns};
 	return submit(cat, &r);
@@ -2224,12 +2275,16 @@ int cat_obj_set_attr(struct cat *cat, int64_t id, uint32_t mode, uint32_t uid, u
 int cat_meta_set(struct cat *cat, const char *path, const char *name, const char *value,
                  const char *unit)
 {
+	if (cat->pg)
+		return catpg_meta_set(cat->pg, path, name, value, unit);
 	struct req r = {.op = OP_META_SET, .s1 = path, .s2 = name, .s3 = value, .s4 = unit};
 	return submit(cat, &r);
 }
 
 int cat_meta_rm(struct cat *cat, const char *path, const char *name)
 {
+	if (cat->pg)
+		return catpg_meta_rm(cat->pg, path, name);
 	struct req r = {.op = OP_META_RM, .s1 = path, .s2 = name};
 	return submit(cat, &r);
 }
@@ -2237,6 +2292,8 @@ int cat_meta_rm(struct cat *cat, const char *path, const char *name)
 int cat_event_add(struct cat *cat, int64_t obj_id, const char *path, const char *kind,
                   const char *detail)
 {
+	if (cat->pg)
+		return catpg_event_add(cat->pg, obj_id, path, kind, detail);
 	struct req r = {.op = OP_EVENT, .id = obj_id, .s1 = path, .s2 = kind, .s3 = detail};
 	return submit(cat, &r);
 }
@@ -2379,6 +2436,8 @@ static int get_one(struct cat *c, struct rconn *r, sqlite3_stmt *st, struct cat_
 
 int cat_obj_get(struct cat *c, const char *path, struct cat_obj *out)
 {
+	if (c->pg)
+		return catpg_obj_get(c->pg, path, out);
 	memset(out, 0, sizeof *out);
 	if (!path_valid(path, 0))
 		return -ENOENT;
@@ -2399,6 +2458,8 @@ int cat_obj_get(struct cat *c, const char *path, struct cat_obj *out)
 
 int cat_obj_get_id(struct cat *c, int64_t id, struct cat_obj *out)
 {
+	if (c->pg)
+		return catpg_obj_get_id(c->pg, id, out);
 	memset(out, 0, sizeof *out);
 	struct rconn *r;
 	int rc = rget(c, &r);
@@ -2438,6 +2499,8 @@ static int each_obj(struct cat *c, struct rconn *r, sqlite3_stmt *st,
 int cat_obj_versions(struct cat *c, const char *path, int (*cb)(const struct cat_obj *o, void *arg),
                      void *arg)
 {
+	if (c->pg)
+		return catpg_obj_versions(c->pg, path, cb, arg);
 	if (!path_valid(path, 0))
 		return -ENOENT;
 	struct rconn *r;
@@ -2458,6 +2521,8 @@ int cat_obj_versions(struct cat *c, const char *path, int (*cb)(const struct cat
 int cat_obj_parts(struct cat *c, int64_t id,
                   int (*cb)(int part_number, const char *etag, int64_t size, void *arg), void *arg)
 {
+	if (c->pg)
+		return catpg_obj_parts(c->pg, id, cb, arg);
 	struct rconn *r;
 	int rc = rget(c, &r), s;
 	if (rc)
@@ -2500,6 +2565,8 @@ static int coll_lookup(struct cat *c, struct rconn *r, const char *path, struct 
 
 int cat_coll_get(struct cat *c, const char *path, struct cat_coll *out)
 {
+	if (c->pg)
+		return catpg_coll_get(c->pg, path, out);
 	memset(out, 0, sizeof *out);
 	if (!path_valid(path, 1))
 		return -ENOENT;
@@ -2515,6 +2582,8 @@ int cat_coll_get(struct cat *c, const char *path, struct cat_coll *out)
 int cat_list(struct cat *c, const char *path,
              int (*cb)(const struct cat_coll *c, const struct cat_obj *o, void *arg), void *arg)
 {
+	if (c->pg)
+		return catpg_list(c->pg, path, cb, arg);
 	if (!path_valid(path, 1))
 		return -ENOENT;
 	struct rconn *r;
@@ -2581,6 +2650,8 @@ int cat_list(struct cat *c, const char *path,
 int cat_find(struct cat *c, const struct cat_query *q,
              int (*cb)(const struct cat_obj *o, void *arg), void *arg)
 {
+	if (c->pg)
+		return catpg_find(c->pg, q, cb, arg);
 	char sql[1024];
 	size_t len = 0;
 	/* Every condition below has a fixed text, so the buffer is large enough. */
@@ -2658,6 +2729,8 @@ int cat_find(struct cat *c, const struct cat_query *q,
 int cat_meta_list(struct cat *c, const char *path, int (*cb)(const struct cat_avu *a, void *arg),
                   void *arg)
 {
+	if (c->pg)
+		return catpg_meta_list(c->pg, path, cb, arg);
 	if (!path_valid(path, 1))
 		return -ENOENT;
 	struct rconn *r;
@@ -2706,6 +2779,8 @@ int cat_meta_list(struct cat *c, const char *path, int (*cb)(const struct cat_av
 int cat_events(struct cat *c, const char *path, int limit,
                int (*cb)(const struct cat_event *e, void *arg), void *arg)
 {
+	if (c->pg)
+		return catpg_events(c->pg, path, limit, cb, arg);
 	/* With a limit: the newest `limit` events, still oldest first. An
 	 * object's history follows its id (all versions at path, renames
 	 * included); events not tied to an object match by path. */
@@ -2757,6 +2832,8 @@ int cat_events(struct cat *c, const char *path, int limit,
 
 int cat_status(struct cat *c, struct cat_status *out)
 {
+	if (c->pg)
+		return catpg_status(c->pg, out);
 	memset(out, 0, sizeof *out);
 	struct rconn *r;
 	int rc = rget(c, &r), s;
@@ -2811,6 +2888,8 @@ int cat_status(struct cat *c, struct cat_status *out)
 
 int cat_unfinished(struct cat *c, int (*cb)(const struct cat_obj *o, void *arg), void *arg)
 {
+	if (c->pg)
+		return catpg_unfinished(c->pg, cb, arg);
 	struct rconn *r;
 	int rc = rget(c, &r);
 	if (rc)
@@ -2823,6 +2902,8 @@ int cat_unfinished(struct cat *c, int (*cb)(const struct cat_obj *o, void *arg),
 
 int cat_check(struct cat *c)
 {
+	if (c->pg)
+		return catpg_check(c->pg);
 	struct rconn *r;
 	int rc = rget(c, &r), s, problems = 0;
 	if (rc)
@@ -2900,4 +2981,18 @@ int cat_check(struct cat *c)
 	}
 	rput(c, r);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* backends */
+
+int cat_set_owner(struct cat *c, const char *owner)
+{
+	/* An SQLite catalog has one daemon: its rows are all its own. */
+	return c->pg ? catpg_set_owner(c->pg, owner) : 0;
+}
+
+const char *cat_redact(const char *location, char *buf, size_t size)
+{
+	return catpg_redact(location, buf, size);
 }

@@ -93,8 +93,21 @@ enum {
 
 /* Opens (and with CAT_CREATE creates/migrates) the catalog at `file`. A file
  * that is not an lzfs catalog, is corrupt, or has a newer schema than this
- * program knows gives a clear error naming the file. */
+ * program knows gives a clear error naming the file.
+ *
+ * `file` may instead be a PostgreSQL URL (postgresql://... or postgres://,
+ * libpq's syntax): the same catalog in a database that several lzfs
+ * daemons share (store/catalog_pg.h says what differs). Its password, if
+ * any, is never logged: print locations with cat_redact. */
 int cat_open(const char *file, int flags, struct cat **out);
+/* The owner recorded on rows this handle adds, and the only rows
+ * cat_unfinished returns: daemons sharing a PostgreSQL catalog each recover
+ * only their own uploads. Default: the host name. Set it before the first
+ * write (lzfs: "HOST:SPOOL"). No effect on SQLite, which has one owner. */
+int cat_set_owner(struct cat *cat, const char *owner);
+/* A catalog location as it may be logged: a URL's password replaced by
+ * "***". Returns buf. */
+const char *cat_redact(const char *location, char *buf, size_t size);
 /* Drains the writer queue, commits, stops the writer thread, closes. */
 void cat_close(struct cat *cat);
 
@@ -251,7 +264,8 @@ struct cat_status {
 };
 int cat_status(struct cat *cat, struct cat_status *out);
 
-/* Rows in state pending or uploading (current versions), for recovery. */
+/* Rows in state pending or uploading (current versions), for recovery; on
+ * PostgreSQL only those of this handle's owner (cat_set_owner). */
 int cat_unfinished(struct cat *cat, int (*cb)(const struct cat_obj *o, void *arg), void *arg);
 
 #endif

@@ -86,6 +86,11 @@ int job_db_open(const char *file, struct job_db **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&d->mu, NULL);
+	if (strstr(file, "://")) {
+		log_err("scan jobs need an SQLite catalog (not yet a PostgreSQL one)");
+		job_db_close(d);
+		return -ENOTSUP;
+	}
 	int rc = sqlite3_open_v2(file, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		log_err("catalog %s: cannot open for jobs: %s", file,
