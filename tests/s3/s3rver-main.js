@@ -23,6 +23,7 @@ const { Transform } = require('stream');
 const S3rver = require('s3rver');
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
 const S3Object = require('s3rver/lib/models/object');
+const S3Error = require('s3rver/lib/models/error');
 const { concatStreams } = require('s3rver/lib/utils');
 
 function parseArgs(argv) {
@@ -117,6 +118,48 @@ function applyFixes() {
     });
     await fs.remove(uploadDir);
     return result;
+  };
+
+  // A part whose upload was aborted while its body was on the way (the
+  // proxy's latency fault holds parts back): s3rver's own putPart re-created
+  // the upload's directory, or crashed the process on the write stream's
+  // unhandled ENOENT. S3 answers NoSuchUpload.
+  proto.putPart = async function putPart(bucket, uploadId, partNumber, content) {
+    const uploadDir = path.join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const partPath = path.join(uploadDir, String(partNumber));
+    const gone = () => new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+    if (!(await fs.pathExists(uploadDir))) {
+      content.resume();
+      throw gone();
+    }
+    const [size, md5] = await new Promise((resolve, reject) => {
+      const out = fs.createWriteStream(partPath);
+      const hash = crypto.createHash('md5');
+      let n = 0;
+      const fail = (e) => {
+        content.unpipe();
+        content.resume();
+        reject(e && e.code === 'ENOENT' ? gone() : e);
+      };
+      out.on('error', fail);
+      content.on('error', fail);
+      out.on('finish', () => resolve([n, hash.digest('hex')]));
+      content
+        .pipe(new Transform({
+          transform(chunk, enc, cb) {
+            hash.update(chunk);
+            n += chunk.length;
+            cb(null, chunk);
+          },
+        }))
+        .pipe(out);
+    });
+    try {
+      await fs.writeFile(`${partPath}.md5`, md5);
+    } catch (e) {
+      throw e.code === 'ENOENT' ? gone() : e;
+    }
+    return { size, md5 };
   };
 
   const getObject = proto.getObject;

@@ -470,6 +470,19 @@ async function main() {
   const badc = await admin('POST', '/__lzfs__/faults', { corrupt_rate: 1, corrupt: 'mangle' });
   check('unknown corrupt kind: 400', badc.status === 400);
 
+  // A part held back (latency) past its upload's abort: NoSuchUpload, as S3
+  // answers; s3rver once re-created the upload for it or crashed.
+  u = await mpu('conf/race', []);
+  await admin('POST', '/__lzfs__/faults', { latency_ms: 1500, ops: ['UploadPart'] });
+  const held = s3({ method: 'PUT', key: 'conf/race', query: [['partNumber', '1'], ['uploadId', u.id]],
+    body: crypto.randomBytes(MiB) });
+  await new Promise((res) => setTimeout(res, 300));
+  r = await s3({ method: 'DELETE', key: 'conf/race', query: [['uploadId', u.id]] });
+  const hr = await held;
+  await admin('DELETE', '/__lzfs__/faults');
+  check('a part held back past its upload\'s abort: 404 NoSuchUpload, the server stays up',
+    r.status === 204 && hr.status === 404 && code(hr) === 'NoSuchUpload' &&
+    (await s3({ method: 'HEAD', key: 'conf/mp' })).status === 200, `${r.status} ${hr.status} ${code(hr)}`);
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });
