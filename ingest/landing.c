@@ -321,16 +321,7 @@ static void nodes_rename(struct land *l, const char *from, const char *to)
 static void fill_obj(struct land *l, struct cat_obj *o, const char *path, const char *key,
 		     const struct stat *st)
 {
-	memset(o, 0, sizeof *o);
-	o->path = (char *)path;
-	o->bucket = l->bucket;
-	o->key = (char *)key;
-	o->size = st->st_size;
-	o->mode = st->st_mode;
-	o->uid = st->st_uid;
-	o->gid = st->st_gid;
-	o->mtime_ns = ts_ns(&st->st_mtim);
-	o->source = "mount";
+	cat_obj_from_stat(o, path, l->bucket, key, st, "mount");
 }
 
 /* The row of the version being written: created pending on first need. */

@@ -1459,16 +1459,7 @@ static void fres_clear(struct fres *f)
 static void fill_obj(struct scan_ctx *c, struct cat_obj *o, const char *catpath, const char *key,
 		     const struct stat *st)
 {
-	memset(o, 0, sizeof *o);
-	o->path = (char *)catpath;
-	o->bucket = c->bucket;
-	o->key = (char *)key;
-	o->size = st->st_size;
-	o->mode = st->st_mode;
-	o->uid = st->st_uid;
-	o->gid = st->st_gid;
-	o->mtime_ns = ts_ns(&st->st_mtim);
-	o->source = c->source;
+	cat_obj_from_stat(o, catpath, c->bucket, key, st, c->source);
 }
 
 static void row_of(const struct cat_obj *o, struct scan_row *r)

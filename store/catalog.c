@@ -430,6 +430,21 @@ int cat_state_parse(const char *s)
 	return -EINVAL;
 }
 
+void cat_obj_from_stat(struct cat_obj *o, const char *path, const char *bucket, const char *key,
+		       const struct stat *st, const char *source)
+{
+	memset(o, 0, sizeof *o);
+	o->path = (char *)path;
+	o->bucket = (char *)bucket;
+	o->key = (char *)key;
+	o->size = st->st_size;
+	o->mode = st->st_mode;
+	o->uid = st->st_uid;
+	o->gid = st->st_gid;
+	o->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	o->source = (char *)source;
+}
+
 void cat_obj_clear(struct cat_obj *o)
 {
 	if (!o)

@@ -73,6 +73,11 @@ struct cat_obj {
 	int current;      /* 1 if this is the path's current version */
 };
 void cat_obj_clear(struct cat_obj *o); /* frees the strings, zeroes */
+struct stat;
+/* A new row for a file: path, bucket, key and source are borrowed (not
+ * copied); size, mode, owner and mtime from st; everything else zero. */
+void cat_obj_from_stat(struct cat_obj *o, const char *path, const char *bucket, const char *key,
+		       const struct stat *st, const char *source);
 
 struct cat_coll {
 	int64_t id;

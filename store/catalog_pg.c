@@ -1030,31 +1030,12 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+static int submit_many(struct catpg *c, struct req *rs, size_t n, const int *skip);
+
 static int submit(struct catpg *c, struct req *r)
 {
-	if (c->flags & CAT_READONLY)
-		return -EROFS;
-	r->rc = 0;
-	r->next = NULL;
-	r->dropped = 0;
-	pthread_mutex_lock(&c->qlock);
-	if (c->stopping) {
-		pthread_mutex_unlock(&c->qlock);
-		return -ESHUTDOWN;
-	}
-	sem_init(&r->done, 0, 0);
-	if (c->qtail)
-		c->qtail->next = r;
-	else
-		c->qhead = r;
-	c->qtail = r;
-	if (c->writer_waiting)
-		pthread_cond_signal(&c->qcond);
-	pthread_mutex_unlock(&c->qlock);
-	while (sem_wait(&r->done) != 0)
-		;
-	sem_destroy(&r->done);
-	return r->rc;
+	int rc = submit_many(c, r, 1, &(int){0});
+	return rc ? rc : r->rc;
 }
 
 /* Queues the requests whose skip[i] is 0 at once and waits for them all. */
