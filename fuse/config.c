@@ -26,7 +26,7 @@ enum field {
 	F_CATALOG, F_LANDING, F_PART_SIZE, F_MEM_LIMIT, F_MAX_INFLIGHT, F_MAX_PARTS, F_MAX_CONN,
 	F_DURABILITY, F_UNLINK, F_OVERWRITE, F_RETENTION, F_LOG_LEVEL, F_LOG_FILE, F_INSECURE, F_CA_FILE, F_RETRY_BUDGET,
 	F_CONNECT_TIMEOUT, F_DRAIN_TIMEOUT, F_RETRY_INTERVAL, F_OFFLINE_OK,
-	F_RESCAN_INTERVAL, F_SETTLE_TIME, F_FILES_PER_TASK, F_RESCAN_WORKERS,
+	F_RESCAN_INTERVAL, F_SETTLE_TIME, F_FILES_PER_TASK, F_RESCAN_WORKERS, F_RESCAN_STAT,
 	F_ALLOW_OTHER, F_ALLOW_ROOT, F_UID, F_GID, F_UMASK,
 	F_CMDLINE_ONLY, F_COUNT
 };
@@ -86,6 +86,7 @@ static const struct key keys[] = {
 	{"settle_time", K_INT, F_SETTLE_TIME, O(settle_time)},
 	{"files_per_task", K_INT, F_FILES_PER_TASK, O(files_per_task)},
 	{"rescan_workers", K_INT, F_RESCAN_WORKERS, O(rescan_workers)},
+	{"rescan_stat", K_WORD, F_RESCAN_STAT, O(rescan_stat_s)},
 	{"allow_other", K_FUSE_BOOL, F_ALLOW_OTHER, 0},
 	{"allow_root", K_FUSE_BOOL, F_ALLOW_ROOT, 0},
 	{"uid", K_FUSE_ID, F_UID, 0},
@@ -939,6 +940,9 @@ static void print_opts(FILE *out, const struct cfg *c, const char *section,
 			break;
 		case F_RETENTION:
 			snprintf(v, sizeof v, "%s", o->retention_s ? o->retention_s : "keep");
+			break;
+		case F_RESCAN_STAT:
+			snprintf(v, sizeof v, "%s", o->rescan_stat_all ? "all" : "changed");
 			break;
 		case F_LOG_LEVEL:
 			snprintf(v, sizeof v, "%s", levels[o->log_level]);

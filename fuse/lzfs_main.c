@@ -73,6 +73,7 @@ static const struct fuse_opt lzfs_opt_spec[] = {
 	OPT("settle_time=%d", settle_time, 0),
 	OPT("files_per_task=%d", files_per_task, 0),
 	OPT("rescan_workers=%d", rescan_workers, 0),
+	OPT("rescan_stat=%s", rescan_stat_s, 0),
 	OPT("config=%s", config_file, 0),
 	OPT("mount=%s", mount_name, 0),
 	/* fstab noise that is not for FUSE */
@@ -134,6 +135,9 @@ static void usage(FILE *f)
 		"  settle_time=SECS       such a file must stay unchanged this long (5)\n"
 		"  files_per_task=N       files the rescanner gives an upload worker at once (50)\n"
 		"  rescan_workers=N       files the rescanner uploads at once (8)\n"
+		"  rescan_stat=changed|all  walks after the first stat only files that\n"
+		"                         filesystem change events named (changed: the default,\n"
+		"                         where fanotify allows it), or every file (all)\n"
 		"  allow_other, uid=N, gid=N, umask=M and other FUSE options are passed on.\n"
 		"\n"
 		"  -f  stay in the foreground    -d  FUSE debug    -s  single-threaded\n");
@@ -428,6 +432,7 @@ int main(int argc, char **argv)
 			.dir = o.landing,
 			.interval = o.rescan_interval,
 			.settle = o.settle_time,
+			.stat_all = o.rescan_stat_all,
 			.scan = {
 				.mode = SCAN_PUT_SYNC,
 				.bucket = o.bucket,

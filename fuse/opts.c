@@ -246,6 +246,16 @@ int opts_finish(struct lzfs_opts *o, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	if (o->rescan_stat_s) {
+		if (strcmp(o->rescan_stat_s, "changed") == 0)
+			o->rescan_stat_all = 0;
+		else if (strcmp(o->rescan_stat_s, "all") == 0)
+			o->rescan_stat_all = 1;
+		else {
+			snprintf(err, errlen, "rescan_stat=%s: expected changed or all", o->rescan_stat_s);
+			return -EINVAL;
+		}
+	}
 	if (o->log_level_s) {
 		int lv = log_level_parse(o->log_level_s);
 		if (lv < 0) {
@@ -275,7 +285,7 @@ void opts_free(struct lzfs_opts *o)
 {
 	char **strs[] = {&o->url, &o->bucket, &o->prefix, &o->mountpoint, &o->endpoint, &o->region,
 			 &o->credentials, &o->profile, &o->catalog, &o->landing, &o->part_size_s,
-			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->overwrite_s, &o->retention_s, &o->log_level_s, &o->log_file, &o->ca_file,
+			 &o->mem_limit_s, &o->durability_s, &o->unlink_s, &o->overwrite_s, &o->retention_s, &o->rescan_stat_s, &o->log_level_s, &o->log_file, &o->ca_file,
 			 &o->config_file, &o->mount_name};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);

@@ -48,6 +48,8 @@ struct lzfs_opts {
 	int settle_time;         /* seconds a file dropped into the spool must stay unchanged */
 	int files_per_task;      /* files the rescanner hands to an upload worker at once */
 	int rescan_workers;      /* files the rescanner uploads at once */
+	char *rescan_stat_s;
+	int rescan_stat_all;     /* every walk stats every file (rescan_stat=all) */
 	char *config_file;       /* -o config=FILE (config.h) */
 	char *mount_name;        /* -o mount=NAME: the section of the config file */
 	int show_help, show_version, check_config;

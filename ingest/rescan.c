@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fschange.h"
 #include "jobs.h"
 #include "log.h"
 #include "scanjob.h"
@@ -39,6 +40,9 @@
 	 IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 #define JOB_POLL_MS 2000
 #define JOB_STALE_NS (60ll * 1000000000)
+/* With filesystem change events, one walk in this many still stats every
+ * file: a second line of defence, not a part of correctness. */
+#define STAT_EVERY 6
 
 /* A file waiting to settle. */
 struct cand {
@@ -52,10 +56,13 @@ struct cand {
 };
 
 /* What the last walks found unchanged and ingested, kept per directory:
- * for each file a hash of its name and a hash of (size, mtime, ctime,
- * inode), 16 bytes a file, in the order the directory listed them. A later
- * walk that finds the same attributes does not read the catalog for that
- * file; any inotify event about it forgets it; each walk of a directory
+ * for each file a hash of its name, a hash of (size, mtime, ctime, inode)
+ * and the inode, 24 bytes a file, in the order the directory listed them.
+ * A later walk that finds the same attributes does not read the catalog
+ * for that file; with complete filesystem change events (fschange.h) it
+ * does not even stat a file the directory still lists under the same
+ * inode and no event named; any inotify event about it forgets it; each
+ * walk of a directory
  * replaces its list with what that walk found, and a full walk drops the
  * directories it did not meet. ctime is in the hash, so even a rewrite
  * that restores size and mtime is noticed.
@@ -69,6 +76,7 @@ struct cand {
 struct kfile {
 	uint64_t name;                /* hash of the name */
 	uint64_t attr;                /* hash of the attributes; 0 = forgotten */
+	uint64_t ino;
 };
 
 struct kdir {
@@ -119,6 +127,13 @@ struct rescan {
 	uint64_t kcur_h;
 	struct kfile *knew;           /* what this walk found there */
 	uint32_t nknew, capknew;
+	/* filesystem change events (rescanner thread only; NULL: every walk
+	 * stats every file) */
+	struct fsc *fsc;
+	int trust;                    /* the walk under way may skip stats */
+	int stat_walked;              /* a walk stated everything since events began */
+	int since_stat;               /* walks since the last one that stated everything */
+	uint64_t unstated;            /* files found unchanged without a stat */
 	/* watches (rescanner thread only) */
 	struct wdent **wtab;
 	size_t wcap, nwatch;
@@ -418,7 +433,7 @@ static void known_enter(struct rescan *r, uint64_t dir)
 		r->kcur->next = 0;
 }
 
-static void known_add(struct rescan *r, uint64_t name, uint64_t attr)
+static void known_add(struct rescan *r, uint64_t name, uint64_t attr, uint64_t ino)
 {
 	if (r->nknew == r->capknew) {
 		uint32_t cap = r->capknew ? r->capknew * 2 : 64;
@@ -428,7 +443,7 @@ static void known_add(struct rescan *r, uint64_t name, uint64_t attr)
 		r->knew = f;
 		r->capknew = cap;
 	}
-	r->knew[r->nknew++] = (struct kfile){name, attr};
+	r->knew[r->nknew++] = (struct kfile){name, attr, ino};
 }
 
 static void known_put(struct rescan *r, const char *rel, const struct stat *st)
@@ -436,7 +451,7 @@ static void known_put(struct rescan *r, const char *rel, const struct stat *st)
 	uint64_t dir, name;
 	split_hash(rel, &dir, &name);
 	known_enter(r, dir);
-	known_add(r, name, attr_hash(st));
+	known_add(r, name, attr_hash(st), (uint64_t)st->st_ino);
 }
 
 static void known_forget(struct rescan *r, const char *rel)
@@ -464,7 +479,31 @@ static int known_cb(void *arg, const char *rel, const struct stat *st)
 	uint64_t a = attr_hash(st);
 	if (d->f[i].attr != a)
 		return 0;
-	known_add(r, name, a);
+	known_add(r, name, a, (uint64_t)st->st_ino);
+	return 1;
+}
+
+/* The walker's question before the stat: may it skip the stat? Only in a
+ * walk trusting the change events, for a file found unchanged before,
+ * listed under the same inode, in a directory whose entries no event
+ * named, and that no event named since. */
+static int known_name_cb(void *arg, const char *rel, uint64_t ino, uint64_t dir_ino)
+{
+	struct rescan *r = arg;
+	if (!r->trust || fsc_changed(r->fsc, dir_ino) || fsc_changed(r->fsc, ino))
+		return 0;
+	uint64_t dir, name;
+	split_hash(rel, &dir, &name);
+	known_enter(r, dir);
+	struct kdir *d = r->kcur;
+	int64_t i = d ? kdir_lookup(d, name) : -1;
+	/* On a refusal d->next stays on the entry: known_cb, after the
+	 * stat, meets it where it expects it. */
+	if (i < 0 || !d->f[i].attr || d->f[i].ino != ino)
+		return 0;
+	d->next = (uint32_t)i + 1;
+	known_add(r, name, d->f[i].attr, ino);
+	r->unstated++;
 	return 1;
 }
 
@@ -682,14 +721,37 @@ static void full_walk(struct rescan *r)
 {
 	int64_t t0 = mono_ms();
 	r->gen = r->gen == 255 ? 1 : r->gen + 1;
+	if (r->fsc) {
+		/* Events read up to here are what the walk must not trust;
+		 * later ones wait in the queue for the next walk. */
+		fsc_read(r->fsc);
+		r->trust = r->stat_walked && fsc_complete(r->fsc) && r->since_stat + 1 < STAT_EVERY;
+		if (!r->trust)
+			fsc_restart(r->fsc);
+	}
+	uint64_t unstated = r->unstated;
 	walk(r, "");
 	/* Directories not met by this walk are gone (or moved): forget them. */
 	kdir_rebuild(r, 0);
+	if (r->fsc) {
+		fsc_clear(r->fsc);
+		if (r->trust) {
+			r->since_stat++;
+		} else if (!stopping(r)) {
+			r->stat_walked = 1;
+			r->since_stat = 0;
+		}
+	}
 	pthread_mutex_lock(&r->mu);
 	r->st.walks++;
+	r->st.trusted_walks += r->trust != 0;
+	r->st.unstated = r->unstated;
 	pthread_mutex_unlock(&r->mu);
-	log_debug("rescan %s: walked in %lld ms; %zu file(s) waiting to settle", r->dir,
-		  (long long)(mono_ms() - t0), r->ncand);
+	log_debug("rescan %s: walked in %lld ms (%s, %llu file(s) not stated); %zu file(s) "
+		  "waiting to settle", r->dir, (long long)(mono_ms() - t0),
+		  r->trust ? "changed files only" : "every file",
+		  (unsigned long long)(r->unstated - unstated), r->ncand);
+	r->trust = 0;
 	r->walk_due = 0;
 	r->next_walk_ms = mono_ms() + (int64_t)r->cfg.interval * 1000;
 }
@@ -1052,8 +1114,10 @@ static void *rescan_main(void *arg)
 			wait = 0;
 		if (wait > 60000)
 			wait = 60000;
-		struct pollfd p[2] = {{.fd = r->ifd, .events = POLLIN}, {.fd = r->efd, .events = POLLIN}};
-		int n = poll(p, 2, (int)wait);
+		struct pollfd p[3] = {{.fd = r->ifd, .events = POLLIN},
+				      {.fd = r->efd, .events = POLLIN},
+				      {.fd = r->fsc ? fsc_fd(r->fsc) : -1, .events = POLLIN}};
+		int n = poll(p, 3, (int)wait);
 		if (n < 0 && errno != EINTR) {
 			log_err("rescan %s: poll: %s", r->dir, strerror(errno));
 			break;
@@ -1067,6 +1131,8 @@ static void *rescan_main(void *arg)
 			break;
 		if (p[0].revents & POLLIN)
 			read_events(r);
+		if (p[2].revents & POLLIN)
+			fsc_read(r->fsc);
 		if (__atomic_exchange_n(&r->walk_req, 0, __ATOMIC_ACQ_REL))
 			r->walk_due = 1;
 		if (r->walk_due || mono_ms() >= r->next_walk_ms)
@@ -1126,6 +1192,7 @@ static void rescan_free(struct rescan *r)
 		kdir_clear(&r->kdirs[i]);
 	free(r->kdirs);
 	free(r->knew);
+	fsc_close(r->fsc);
 	job_db_close(r->jdb);
 	if (r->ifd >= 0)
 		close(r->ifd);
@@ -1184,6 +1251,18 @@ int rescan_start(const struct rescan_config *cfg, struct cat *cat, struct s3_cli
 	}
 	r->cfg.scan.known = known_cb;
 	r->cfg.scan.known_arg = r;
+	if (!cfg->stat_all) {
+		if (fsc_open(cfg->dir, &r->fsc, err, sizeof err) == 0) {
+			r->cfg.scan.known_name = known_name_cb;
+			log_info("rescan %s: filesystem change events on: walks after the first "
+				 "stat only files that changed (one walk in %d stats every file)",
+				 cfg->dir, STAT_EVERY);
+		} else {
+			log_info("rescan %s: no filesystem change events (%s): every walk stats "
+				 "every file", cfg->dir, err);
+		}
+		err[0] = '\0';
+	}
 	if ((rc = scan_new(&r->cfg.scan, cat, s3, pool, &r->sc, err, sizeof err)) < 0) {
 		log_err("rescan %s: %s", cfg->dir, err[0] ? err : strerror(-rc));
 		goto fail;

@@ -33,6 +33,9 @@ struct rescan_config {
 	int interval;                 /* seconds between full walks; default 600 */
 	int settle;                   /* seconds a file must stay unchanged; default 5;
 				       * 0 = as soon as it is closed */
+	int stat_all;                 /* 1: every walk stats every file, even where
+				       * filesystem change events (fschange.h) would
+				       * let it stat only the files that changed */
 	struct scan_config scan;      /* what to do with settled files */
 	/* Scan jobs (store/jobs.h) run by this rescanner's thread: */
 	const char *catalog_file;     /* NULL: no jobs */
@@ -43,6 +46,8 @@ struct rescan_config {
 struct rescan_stats {
 	struct scan_stats scan;
 	uint64_t walks;               /* full walks done */
+	uint64_t trusted_walks;       /* of which stated only changed files */
+	uint64_t unstated;            /* files found unchanged without a stat */
 	uint64_t events;              /* inotify events read */
 	uint64_t overflows;           /* inotify queue overflows (each one walks) */
 	uint64_t watches;             /* directories watched now */

@@ -2423,6 +2423,13 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 	struct dname *subs = NULL;
 	size_t nsub = 0, capsub = 0;
 	struct dirent *de;
+	uint64_t dir_ino = 0;
+	if (c->cfg.known_name) {
+		struct stat dst;
+		if (fstat(dfd, &dst) == 0)
+			dir_ino = (uint64_t)dst.st_ino;
+	}
+	size_t rl = strlen(rel);
 	errno = 0;
 	while (!w->stop && (de = readdir(d))) {
 		const char *name = de->d_name;
@@ -2430,6 +2437,22 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 			continue;
 		if (!*rel && c->skip_top && strcmp(name, c->skip_top) == 0)
 			continue;
+		char child[PATH_MAX];
+		size_t nl = strlen(name);
+		if (rl + nl + 2 > sizeof child) {
+			log_warn("%s/%s: path too long; left alone", rel, name);
+			w->local.unreadable++;
+			continue;
+		}
+		memcpy(child, rel, rl);
+		child[rl] = '/';
+		memcpy(child + rl + !!rl, name, nl + 1);
+		if (dir_ino && de->d_type == DT_REG &&
+		    c->cfg.known_name(c->cfg.known_arg, child, (uint64_t)de->d_ino, dir_ino)) {
+			w->local.seen++;
+			w->local.unchanged++;
+			continue;
+		}
 		struct stat st;
 		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno != ENOENT) {
@@ -2444,14 +2467,10 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 			continue;
 		}
 		if (S_ISDIR(st.st_mode)) {
-			if (w->cb) {
-				char *child = join(rel, name);
-				struct scan_entry e = {.relpath = child, .st = &st};
-				if (!child || w->cb(&e, w->arg))
-					w->stop = 1;
-				free(child);
-				if (w->stop)
-					break;
+			struct scan_entry e = {.relpath = child, .st = &st};
+			if (w->cb && w->cb(&e, w->arg)) {
+				w->stop = 1;
+				break;
 			}
 			if (nsub == capsub) {
 				size_t cap = capsub ? capsub * 2 : 16;
@@ -2469,17 +2488,6 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 			}
 			nsub++;
 		} else if (S_ISREG(st.st_mode)) {
-			char child[PATH_MAX];
-			size_t rl = strlen(rel), nl = strlen(name);
-			if (rl + nl + 2 > sizeof child) {
-				log_warn("%s/%s: path too long; left alone", rel, name);
-				w->local.unreadable++;
-				continue;
-			}
-			memcpy(child, rel, rl);
-			if (rl)
-				child[rl++] = '/';
-			memcpy(child + rl, name, nl + 1);
 			walk_file(w, child, rel, name, &st);
 		} else {
 			log_debug("%s%s%s: not a regular file; left alone", rel, *rel ? "/" : "", name);

@@ -195,6 +195,11 @@ struct scan_config {
 	 * earlier walk (the rescanner's memory): then the catalog is not read
 	 * for it. May be NULL. */
 	int (*known)(void *arg, const char *relpath, const struct stat *st);
+	/* Asked before the stat, for an entry the directory lists as a
+	 * regular file: whether it is known unchanged without looking (the
+	 * rescanner, when filesystem change events cover it). ino is the
+	 * entry's inode as listed, dir_ino its directory's. May be NULL. */
+	int (*known_name)(void *arg, const char *relpath, uint64_t ino, uint64_t dir_ino);
 	void *known_arg;
 	/* No-op mode and verbose runs: one call per decision. */
 	void (*report)(void *arg, const char *what, const char *relpath, const char *key,

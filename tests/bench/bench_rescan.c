@@ -151,7 +151,7 @@ static int populate(const char *dir, int64_t n)
 	return 0;
 }
 
-static int walk(const char *dir)
+static int walk(const char *dir, int stat_all)
 {
 	char cat_file[4200];
 	snprintf(cat_file, sizeof cat_file, "%s/.lzfs/catalog.db", dir);
@@ -162,6 +162,7 @@ static int walk(const char *dir)
 		.dir = dir,
 		.interval = 3600,
 		.settle = 5,
+		.stat_all = stat_all,
 		.scan = {
 			.mode = SCAN_PUT_SYNC,
 			.bucket = "bench",
@@ -198,9 +199,11 @@ static int walk(const char *dir)
 	}
 	rescan_stop(r);
 	cat_close(cat);
-	printf("first_walk_s %.3f\nperiodic_walk_s %.3f\nfiles %llu\ntracked %llu\n", t[1] - t[0],
+	printf("first_walk_s %.3f\nperiodic_walk_s %.3f\nfiles %llu\ntracked %llu\n"
+	       "trusted_walks %llu\nunstated %llu\n", t[1] - t[0],
 	       (t[3] - t[2] < t[2] - t[1] ? t[3] - t[2] : t[2] - t[1]),
-	       (unsigned long long)st.scan.seen / 3, (unsigned long long)st.tracked);
+	       (unsigned long long)st.scan.seen / 3, (unsigned long long)st.tracked,
+	       (unsigned long long)st.trusted_walks, (unsigned long long)st.unstated);
 	return st.tracked == 0 ? 0 : 2;
 }
 
@@ -303,10 +306,11 @@ int main(int argc, char **argv)
 	log_init("bench-rescan", LZ_WARN, 0);
 	if (argc == 4 && strcmp(argv[1], "populate") == 0)
 		return populate(argv[2], atoll(argv[3]));
-	if (argc == 3 && strcmp(argv[1], "walk") == 0)
-		return walk(argv[2]);
+	if ((argc == 3 || (argc == 4 && strcmp(argv[3], "all") == 0)) &&
+	    strcmp(argv[1], "walk") == 0)
+		return walk(argv[2], argc == 4);
 	if (argc == 4 && strcmp(argv[1], "statwalk") == 0)
 		return statwalk(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: bench-rescan populate DIR N | walk DIR | statwalk DIR THREADS\n");
+	fprintf(stderr, "usage: bench-rescan populate DIR N | walk DIR [all] | statwalk DIR THREADS\n");
 	return 2;
 }

@@ -137,10 +137,12 @@ else
 fi
 
 # --- the unit's system call filter covers what lzfs calls -------------------
-# expand GROUP...: the system calls of systemd's named groups, recursively.
+# expand GROUP...: the system calls of systemd's named groups, recursively
+# (a bare name is itself).
 expand() {
 	local g
 	for g in "$@"; do
+		case $g in @*) ;; *) echo "$g"; continue ;; esac
 		systemd-analyze syscall-filter "$g" 2>/dev/null | awk 'NR>1 && $1 !~ /^#/ {print $1}' |
 			while read -r s; do
 				case $s in @*) expand "$s" ;; *) echo "$s" ;; esac
