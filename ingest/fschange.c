@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 /* Past this many changed inodes between two walks the walk stats
  * everything anyway: the set is 16 MiB at most. */
 #define FSC_MAX_INODES (1u << 20)
+/* Past this many events in one fsc_read, events arrive faster than they
+ * are read: give up on them until the next restart rather than spin. */
+#define FSC_MAX_READ (1u << 16)
 #define FSC_CACHE 64
 #define FSC_HANDLE_MAX 128
 
@@ -38,7 +42,6 @@ struct fsc {
 	int fd;                       /* fanotify */
 	int mfd;                      /* any descriptor on the filesystem, for open_by_handle_at */
 	dev_t dev;
-	fsid_t fsid;
 	uint64_t *set;                /* inode numbers; 0 = empty slot */
 	size_t cap, n;
 	int lost;
@@ -149,43 +152,55 @@ static int resolve(struct fsc *t, struct file_handle *fh, uint64_t *ino)
 	return 0;
 }
 
-static void one_event(struct fsc *t, const struct fanotify_event_metadata *m)
+/* One event of len bytes at p, its metadata m. Records follow each other
+ * unpadded (an event with a file id is not a multiple of 8 bytes long), so
+ * every structure is copied out before it is read. */
+static void one_event(struct fsc *t, const struct fanotify_event_metadata *m, const char *p,
+		      size_t len)
 {
 	t->events++;
 	if (m->mask & FAN_Q_OVERFLOW) {
 		lose(t, "event queue overflow");
 		return;
 	}
-	const char *p = (const char *)m + m->metadata_len;
-	const char *end = (const char *)m + m->event_len;
+	size_t off = m->metadata_len;
 	int seen = 0;
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_header *h = (const void *)p;
-		if (h->len < sizeof *h || p + h->len > end)
+	struct fanotify_event_info_header h;
+	while (off + sizeof h <= len) {
+		memcpy(&h, p + off, sizeof h);
+		if (h.len < sizeof h || h.len > len - off)
 			break;
-		if (h->info_type == FAN_EVENT_INFO_TYPE_FID) {
-			const struct fanotify_event_info_fid *f = (const void *)p;
-			struct file_handle *fh = (struct file_handle *)f->handle;
-			if (memcmp(&f->fsid, &t->fsid, sizeof t->fsid) != 0) {
-				seen = 1; /* another filesystem's: not ours to track */
-			} else {
-				uint64_t ino = 0;
-				int rc = resolve(t, fh, &ino);
-				if (rc == 0) {
-					set_add(t, ino);
-					seen = 1;
-				} else if (rc == -ESTALE || rc == -ENOENT) {
-					seen = 1; /* gone: no name in any walk can lead to it */
-				} else {
-					char why[96];
-					snprintf(why, sizeof why, "cannot resolve a file handle: %s",
-						 strerror(-rc));
-					lose(t, why);
-					return;
-				}
+		size_t fh_off = off + offsetof(struct fanotify_event_info_fid, handle);
+		if (h.info_type == FAN_EVENT_INFO_TYPE_FID &&
+		    fh_off + sizeof(struct file_handle) <= off + h.len) {
+			struct {
+				struct file_handle fh;
+				unsigned char b[FSC_HANDLE_MAX];
+			} fh;
+			memcpy(&fh.fh, p + fh_off, sizeof fh.fh);
+			size_t bytes = fh.fh.handle_bytes;
+			int rc = -EOVERFLOW;
+			uint64_t ino = 0;
+			if (bytes <= FSC_HANDLE_MAX &&
+			    fh_off + sizeof fh.fh + bytes <= off + h.len) {
+				memcpy(fh.fh.f_handle, p + fh_off + sizeof fh.fh, bytes);
+				rc = resolve(t, &fh.fh, &ino);
 			}
+			if (rc == 0) {
+				set_add(t, ino);
+			} else if (rc != -ESTALE && rc != -ENOENT && rc != -EXDEV) {
+				/* ESTALE, ENOENT: gone, no name leads to it any more;
+				 * EXDEV: another device of the filesystem (a btrfs
+				 * subvolume), whose files are never trusted. */
+				char why[96];
+				snprintf(why, sizeof why, "cannot resolve a file handle: %s",
+					 strerror(-rc));
+				lose(t, why);
+				return;
+			}
+			seen = 1;
 		}
-		p += h->len;
+		off += h.len;
 	}
 	if (!seen)
 		lose(t, "an event without a file id");
@@ -193,8 +208,12 @@ static void one_event(struct fsc *t, const struct fanotify_event_metadata *m)
 
 void fsc_read(struct fsc *t)
 {
-	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
-	for (;;) {
+	char buf[64 * 1024];
+	for (uint64_t first = t->events;;) {
+		if (t->events - first > FSC_MAX_READ) {
+			lose(t, "events arrive faster than they are read");
+			return;
+		}
 		ssize_t n = read(t->fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -202,15 +221,20 @@ void fsc_read(struct fsc *t)
 			lose(t, strerror(errno));
 		if (n <= 0)
 			return;
-		struct fanotify_event_metadata *m = (struct fanotify_event_metadata *)buf;
-		for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			if (m->vers != FANOTIFY_METADATA_VERSION) {
+		struct fanotify_event_metadata m;
+		for (size_t off = 0; off + sizeof m <= (size_t)n; off += m.event_len) {
+			memcpy(&m, buf + off, sizeof m);
+			if (m.event_len < sizeof m || m.event_len > (size_t)n - off) {
+				lose(t, "a malformed event");
+				break;
+			}
+			if (m.vers != FANOTIFY_METADATA_VERSION) {
 				lose(t, "unknown fanotify event version");
 				continue;
 			}
-			if (m->fd >= 0)
-				close(m->fd); /* not expected with file ids */
-			one_event(t, m);
+			if (m.fd >= 0)
+				close(m.fd); /* not expected with file ids */
+			one_event(t, &m, buf + off, m.event_len);
 		}
 	}
 }
@@ -251,7 +275,6 @@ int fsc_open(const char *dir, struct fsc **out, char *why, size_t whylen)
 		goto fail;
 	}
 	t->dev = st.st_dev;
-	t->fsid = sf.f_fsid;
 	t->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK,
 			      O_RDONLY | O_LARGEFILE);
 	if (t->fd < 0) {
@@ -302,6 +325,7 @@ void fsc_close(struct fsc *t)
 }
 
 int fsc_fd(const struct fsc *t) { return t->fd; }
+uint64_t fsc_dev(const struct fsc *t) { return (uint64_t)t->dev; }
 int fsc_complete(const struct fsc *t) { return !t->lost; }
 uint64_t fsc_events(const struct fsc *t) { return t->events; }
 size_t fsc_count(const struct fsc *t) { return t->n; }

@@ -485,12 +485,13 @@ static int known_cb(void *arg, const char *rel, const struct stat *st)
 
 /* The walker's question before the stat: may it skip the stat? Only in a
  * walk trusting the change events, for a file found unchanged before,
- * listed under the same inode, in a directory whose entries no event
- * named, and that no event named since. */
-static int known_name_cb(void *arg, const char *rel, uint64_t ino, uint64_t dir_ino)
+ * listed under the same inode, in a directory on the filesystem the events
+ * cover whose entries no event named, and that no event named since. */
+static int known_name_cb(void *arg, const char *rel, uint64_t ino, const struct stat *dst)
 {
 	struct rescan *r = arg;
-	if (!r->trust || fsc_changed(r->fsc, dir_ino) || fsc_changed(r->fsc, ino))
+	if (!r->trust || (uint64_t)dst->st_dev != fsc_dev(r->fsc) ||
+	    fsc_changed(r->fsc, (uint64_t)dst->st_ino) || fsc_changed(r->fsc, ino))
 		return 0;
 	uint64_t dir, name;
 	split_hash(rel, &dir, &name);

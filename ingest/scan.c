@@ -2423,12 +2423,8 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 	struct dname *subs = NULL;
 	size_t nsub = 0, capsub = 0;
 	struct dirent *de;
-	uint64_t dir_ino = 0;
-	if (c->cfg.known_name) {
-		struct stat dst;
-		if (fstat(dfd, &dst) == 0)
-			dir_ino = (uint64_t)dst.st_ino;
-	}
+	struct stat dst;
+	int ask_known = c->cfg.known_name && fstat(dfd, &dst) == 0;
 	size_t rl = strlen(rel);
 	errno = 0;
 	while (!w->stop && (de = readdir(d))) {
@@ -2447,8 +2443,8 @@ static void walk_dir(struct walk *w, const char *rel, int depth)
 		memcpy(child, rel, rl);
 		child[rl] = '/';
 		memcpy(child + rl + !!rl, name, nl + 1);
-		if (dir_ino && de->d_type == DT_REG &&
-		    c->cfg.known_name(c->cfg.known_arg, child, (uint64_t)de->d_ino, dir_ino)) {
+		if (ask_known && de->d_type == DT_REG &&
+		    c->cfg.known_name(c->cfg.known_arg, child, (uint64_t)de->d_ino, &dst)) {
 			w->local.seen++;
 			w->local.unchanged++;
 			continue;

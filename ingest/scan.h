@@ -198,8 +198,9 @@ struct scan_config {
 	/* Asked before the stat, for an entry the directory lists as a
 	 * regular file: whether it is known unchanged without looking (the
 	 * rescanner, when filesystem change events cover it). ino is the
-	 * entry's inode as listed, dir_ino its directory's. May be NULL. */
-	int (*known_name)(void *arg, const char *relpath, uint64_t ino, uint64_t dir_ino);
+	 * entry's inode as listed, dir the fstat of its directory. May be
+	 * NULL. */
+	int (*known_name)(void *arg, const char *relpath, uint64_t ino, const struct stat *dir);
 	void *known_arg;
 	/* No-op mode and verbose runs: one call per decision. */
 	void (*report)(void *arg, const char *what, const char *relpath, const char *key,

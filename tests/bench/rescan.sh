@@ -50,7 +50,7 @@ tree=$WORK/tree-$N
 "$BUILD/bench-rescan" populate "$tree" "$N" | sed 's/^/# populate: /'
 find "$tree" >/dev/null # warm the caches
 "$BUILD/bench-rescan" statwalk "$tree" 1 >/dev/null
-fi_=() fp=() s1=() s2=() first=() periodic=()
+fi_=() fp=() s1=() s2=() first=() periodic=() pall=()
 for i in 1 2 3; do
 	fi_+=("$(timed1 find "$tree")")
 	fp+=("$(timed1 find "$tree" -printf '%s %T@\n')")
@@ -59,8 +59,12 @@ for i in 1 2 3; do
 	out=$("$BUILD/bench-rescan" walk "$tree") || { echo "bench-rescan walk failed: $out" >&2; exit 1; }
 	first+=("$(awk '/^first_walk_s/ {print $2}' <<<"$out")")
 	periodic+=("$(awk '/^periodic_walk_s/ {print $2}' <<<"$out")")
+	unstated=$(awk '/^unstated/ {print $2}' <<<"$out")
+	out=$("$BUILD/bench-rescan" walk "$tree" all) || { echo "bench-rescan walk all failed: $out" >&2; exit 1; }
+	pall+=("$(awk '/^periodic_walk_s/ {print $2}' <<<"$out")")
 	echo "# run $i: find ${fi_[-1]}, find -printf ${fp[-1]}, statwalk ${s1[-1]} / ${s2[-1]} (2 threads)," \
-		"rescanner periodic ${periodic[-1]}, first ${first[-1]}; load $(cut -d' ' -f1 /proc/loadavg)"
+		"rescanner periodic ${periodic[-1]} ($unstated files not stated in 2 walks)," \
+		"with rescan_stat=all ${pall[-1]}, first ${first[-1]}; load $(cut -d' ' -f1 /proc/loadavg)"
 done
 t_find=$(median3 "${fi_[@]}")
 t_fstat=$(median3 "${fp[@]}")
@@ -68,6 +72,7 @@ t_s1=$(median3 "${s1[@]}")
 t_s2=$(median3 "${s2[@]}")
 t_first=$(median3 "${first[@]}")
 t_periodic=$(median3 "${periodic[@]}")
+t_pall=$(median3 "${pall[@]}")
 echo
 echo "## $N files, nothing new (median of 3, warm cache)"
 echo
@@ -78,7 +83,8 @@ row "find DIR" "$t_find"
 row "find DIR -printf '%s %T@'" "$t_fstat"
 row "readdir + fstatat of every file, nothing else (bench-rescan statwalk, 1 thread)" "$t_s1"
 row "the same, 2 threads" "$t_s2"
-row "rescanner, periodic walk" "$t_periodic"
+row "rescanner, periodic walk (rescan_stat=changed, the default: fanotify)" "$t_periodic"
+row "rescanner, periodic walk with rescan_stat=all (stats every file)" "$t_pall"
 row "rescanner, first walk after start (reads the catalog)" "$t_first"
 echo "# load average after the walks: $(cut -d' ' -f1-3 /proc/loadavg)"
 
