@@ -148,6 +148,10 @@ check_eq "a change made through a hard link outside the spool: found by the full
 	"2 ingested" "$(row cp/deep/1/2/3/blob version) $(row cp/deep/1/2/3/blob state)"
 check_eq "a change made through a hard link: the new content in S3" 0 \
 	"$(s3same d/cp/deep/1/2/3/blob "$T_DIR/blob-link" && echo 0 || echo 1)"
+# that walk trusted the filesystem change events (rescan_stat=changed, the
+# default as root on ext4/tmpfs): only they could tell it about the link.
+check "the daemon's walks use filesystem change events" grep -q "filesystem change events on" "$LZFS_LOG"
+check "a walk stated only the changed files" grep -qE "walked in [0-9]+ ms \(changed files only, [1-9][0-9]* file\(s\) not stated\)" "$LZFS_LOG"
 rm -f "$T_DIR/blob-link"
 
 # ---- restart: nothing is sent again; files dropped while down are ingested.
