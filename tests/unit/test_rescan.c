@@ -37,6 +37,17 @@ static struct s3_creds creds = {.access_key = TS_ACCESS_KEY, .secret_key = TS_SE
 static struct s3_client *s3;
 static struct up_pool *pool;
 
+/* snprintf for paths: too long is a failed test, not a silent cut. */
+static void pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < len);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -84,11 +95,11 @@ static void test_fsc_changes(void **state)
 	char dir[] = "/tmp/lzfs-fsc.XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	char spool[64], out[64], a[96], alink[96], b[96];
-	snprintf(spool, sizeof spool, "%s/spool", dir);
-	snprintf(out, sizeof out, "%s/out", dir);
-	snprintf(a, sizeof a, "%s/a", spool);
-	snprintf(b, sizeof b, "%s/b", spool);
-	snprintf(alink, sizeof alink, "%s/a-link", out);
+	pathf(spool, sizeof spool, "%s/spool", dir);
+	pathf(out, sizeof out, "%s/out", dir);
+	pathf(a, sizeof a, "%s/a", spool);
+	pathf(b, sizeof b, "%s/b", spool);
+	pathf(alink, sizeof alink, "%s/a-link", out);
 	assert_int_equal(mkdir(spool, 0755), 0);
 	assert_int_equal(mkdir(out, 0755), 0);
 	write_file(a, "hello\n");
@@ -145,7 +156,7 @@ static void test_fsc_changes(void **state)
 	/* A file created, written and removed before the events are read:
 	 * its handle no longer opens, which is not a lost event. */
 	char gone[96];
-	snprintf(gone, sizeof gone, "%s/gone", out);
+	pathf(gone, sizeof gone, "%s/gone", out);
 	write_file(gone, "short-lived\n");
 	assert_int_equal(unlink(gone), 0);
 	fsc_read(t);
@@ -156,7 +167,7 @@ static void test_fsc_changes(void **state)
 	 * next restart. */
 	for (int i = 0; i < 20000; i++) {
 		char p[128];
-		snprintf(p, sizeof p, "%s/many-%05d", out, i);
+		pathf(p, sizeof p, "%s/many-%05d", out, i);
 		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		assert_true(fd >= 0);
 		assert_int_equal(write(fd, "z", 1), 1);
@@ -187,26 +198,26 @@ struct tree {
 
 static void tree_file(const struct tree *t, int d, int i, char *path, size_t len)
 {
-	snprintf(path, len, "%s/d%d/f%02d", t->spool, d, i);
+	pathf(path, len, "%s/d%d/f%02d", t->spool, d, i);
 }
 
 static void tree_make(struct tree *t)
 {
-	snprintf(t->dir, sizeof t->dir, "/tmp/lzfs-rescan.XXXXXX");
+	pathf(t->dir, sizeof t->dir, "/tmp/lzfs-rescan.XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
-	snprintf(t->spool, sizeof t->spool, "%s/spool", t->dir);
-	snprintf(t->out, sizeof t->out, "%s/out", t->dir);
-	snprintf(t->catalog, sizeof t->catalog, "%s/catalog.db", t->dir);
+	pathf(t->spool, sizeof t->spool, "%s/spool", t->dir);
+	pathf(t->out, sizeof t->out, "%s/out", t->dir);
+	pathf(t->catalog, sizeof t->catalog, "%s/catalog.db", t->dir);
 	assert_int_equal(mkdir(t->spool, 0755), 0);
 	assert_int_equal(mkdir(t->out, 0755), 0);
 	for (int d = 0; d < 3; d++) {
 		char p[160];
-		snprintf(p, sizeof p, "%s/d%d", t->spool, d);
+		pathf(p, sizeof p, "%s/d%d", t->spool, d);
 		assert_int_equal(mkdir(p, 0755), 0);
 		for (int i = 0; i < 10; i++) {
 			char text[64];
 			tree_file(t, d, i, p, sizeof p);
-			snprintf(text, sizeof text, "file %d/%d\n", d, i);
+			pathf(text, sizeof text, "file %d/%d\n", d, i);
 			write_file(p, text);
 		}
 	}
@@ -258,8 +269,8 @@ static void walk_once(struct tree *t, struct rescan_stats *st)
 static int wait_version(struct tree *t, const char *rel)
 {
 	char path[256], cmd[400];
-	snprintf(path, sizeof path, "%s/%s", t->spool, rel);
-	snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+	pathf(path, sizeof path, "%s/%s", t->spool, rel);
+	pathf(cmd, sizeof cmd, "sha256sum '%s'", path);
 	char *want = ts_line(cmd);
 	assert_non_null(want);
 	want[64] = '\0';
@@ -278,15 +289,25 @@ static int wait_version(struct tree *t, const char *rel)
 	return version;
 }
 
-static void tree_free(struct tree *t)
+/* The test's tree, freed by its teardown even when an assertion failed:
+ * a tmpfs left mounted would outlive the test. */
+static struct tree cur;
+
+static int tree_free(void **state)
 {
+	(void)state;
+	struct tree *t = &cur;
 	if (t->r)
 		rescan_stop(t->r);
 	t->r = NULL;
-	if (t->mnt[0])
-		assert_int_equal(umount(t->mnt), 0);
-	cat_close(t->cat);
-	assert_int_equal(ts_sh("rm -rf '%s'", t->dir), 0);
+	if (t->mnt[0] && umount2(t->mnt, MNT_DETACH) < 0)
+		print_message("# umount %s: %s\n", t->mnt, strerror(errno));
+	if (t->cat)
+		cat_close(t->cat);
+	if (t->dir[0])
+		ts_sh("rm -rf '%s'", t->dir);
+	memset(t, 0, sizeof *t);
+	return 0;
 }
 
 static void test_trusted_walks(void **state)
@@ -294,75 +315,74 @@ static void test_trusted_walks(void **state)
 	(void)state;
 	if (!can_fanotify())
 		skip();
-	struct tree t = {0};
-	tree_make(&t);
+	struct tree *t = &cur;
+	tree_make(t);
 	/* Another filesystem mounted inside the spool: the events do not
 	 * cover it, so its files are stated on every walk. */
-	snprintf(t.mnt, sizeof t.mnt, "%s/m", t.spool);
-	assert_int_equal(mkdir(t.mnt, 0755), 0);
-	assert_int_equal(mount("lzfs-test", t.mnt, "tmpfs", 0, "size=1m"), 0);
-	char x[160];
-	snprintf(x, sizeof x, "%s/x", t.mnt);
+	pathf(t->mnt, sizeof t->mnt, "%s/m", t->spool);
+	assert_int_equal(mkdir(t->mnt, 0755), 0);
+	assert_int_equal(mount("lzfs-test", t->mnt, "tmpfs", 0, "size=1m"), 0);
+	char x[256];
+	pathf(x, sizeof x, "%s/x", t->mnt);
 	write_file(x, "on another filesystem\n");
-	start(&t, 0);
+	start(t, 0);
 	struct rescan_stats st;
-	wait_walks(&t, 1, &st);
-	assert_int_equal(wait_version(&t, "m/x"), 1);
+	wait_walks(t, 1, &st);
+	assert_int_equal(wait_version(t, "m/x"), 1);
 	for (int d = 0; d < 3; d++)
 		for (int i = 0; i < 10; i++) {
 			char rel[32];
-			snprintf(rel, sizeof rel, "d%d/f%02d", d, i);
-			assert_int_equal(wait_version(&t, rel), 1);
+			pathf(rel, sizeof rel, "d%d/f%02d", d, i);
+			assert_int_equal(wait_version(t, rel), 1);
 		}
 	/* The second walk finds them ingested and remembers them; the third
 	 * trusts the events and stats none of them but m/x. */
-	walk_once(&t, &st);
+	walk_once(t, &st);
 	uint64_t trusted = st.trusted_walks, unstated = st.unstated;
-	walk_once(&t, &st);
+	walk_once(t, &st);
 	assert_int_equal(st.trusted_walks, trusted + 1);
 	assert_int_equal(st.unstated, unstated + 30);
 
 	/* Changes through names outside the spool: inotify's directory
 	 * watches hear nothing of them. */
-	char p[160], l[160];
-	tree_file(&t, 0, 1, p, sizeof p);
-	snprintf(l, sizeof l, "%s/append", t.out);
+	char p[256], l[256];
+	tree_file(t, 0, 1, p, sizeof p);
+	pathf(l, sizeof l, "%s/append", t->out);
 	assert_int_equal(link(p, l), 0);
 	FILE *f = fopen(l, "a");
 	assert_non_null(f);
 	fputs("appended through a link outside the spool\n", f);
 	fclose(f);
-	tree_file(&t, 1, 2, p, sizeof p);
-	snprintf(l, sizeof l, "%s/truncate", t.out);
+	tree_file(t, 1, 2, p, sizeof p);
+	pathf(l, sizeof l, "%s/truncate", t->out);
 	assert_int_equal(link(p, l), 0);
 	assert_int_equal(truncate(l, 3), 0);
-	tree_file(&t, 2, 3, p, sizeof p);
-	snprintf(l, sizeof l, "%s/mmap", t.out);
+	tree_file(t, 2, 3, p, sizeof p);
+	pathf(l, sizeof l, "%s/mmap", t->out);
 	assert_int_equal(link(p, l), 0);
 	mmap_write(l);
 
-	walk_once(&t, &st);
+	walk_once(t, &st);
 	assert_int_equal(st.trusted_walks, trusted + 2);
 	assert_int_equal(st.unstated, unstated + 30 + 27);
-	assert_int_equal(wait_version(&t, "d0/f01"), 2);
-	assert_int_equal(wait_version(&t, "d1/f02"), 2);
-	assert_int_equal(wait_version(&t, "d2/f03"), 2);
+	assert_int_equal(wait_version(t, "d0/f01"), 2);
+	assert_int_equal(wait_version(t, "d1/f02"), 2);
+	assert_int_equal(wait_version(t, "d2/f03"), 2);
 	/* The others were left alone. */
-	assert_int_equal(wait_version(&t, "d0/f00"), 1);
-	assert_int_equal(wait_version(&t, "d2/f09"), 1);
-	rescan_stop(t.r);
-	t.r = NULL;
+	assert_int_equal(wait_version(t, "d0/f00"), 1);
+	assert_int_equal(wait_version(t, "d2/f09"), 1);
+	rescan_stop(t->r);
+	t->r = NULL;
 
 	/* rescan_stat=all: no walk trusts the events. A restart's first
 	 * walk never does either. */
-	start(&t, 1);
-	wait_walks(&t, 1, &st);
-	walk_once(&t, &st);
-	walk_once(&t, &st);
+	start(t, 1);
+	wait_walks(t, 1, &st);
+	walk_once(t, &st);
+	walk_once(t, &st);
 	assert_int_equal(st.trusted_walks, 0);
 	assert_int_equal(st.unstated, 0);
 	assert_int_equal(st.scan.seen, 93);
-	tree_free(&t);
 }
 
 /* One walk in STAT_EVERY (6) stats everything even while the events are
@@ -372,19 +392,18 @@ static void test_stat_every(void **state)
 	(void)state;
 	if (!can_fanotify())
 		skip();
-	struct tree t = {0};
-	tree_make(&t);
-	start(&t, 0);
+	struct tree *t = &cur;
+	tree_make(t);
+	start(t, 0);
 	struct rescan_stats st;
-	wait_walks(&t, 1, &st);
-	assert_int_equal(wait_version(&t, "d2/f09"), 1);
+	wait_walks(t, 1, &st);
+	assert_int_equal(wait_version(t, "d2/f09"), 1);
 	uint64_t trusted_before = st.trusted_walks;
 	for (int i = 0; i < 7; i++)
-		walk_once(&t, &st);
+		walk_once(t, &st);
 	/* Walks 2..6 trusted, walk 7 stats all, walk 8 trusted again. */
 	assert_int_equal(st.walks, 8);
 	assert_int_equal(st.trusted_walks - trusted_before, 6);
-	tree_free(&t);
 }
 
 static int group_setup(void **state)
@@ -422,8 +441,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fsc_changes),
-		cmocka_unit_test(test_trusted_walks),
-		cmocka_unit_test(test_stat_every),
+		cmocka_unit_test_teardown(test_trusted_walks, tree_free),
+		cmocka_unit_test_teardown(test_stat_every, tree_free),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
