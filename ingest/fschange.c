@@ -324,7 +324,6 @@ void fsc_close(struct fsc *t)
 	free(t);
 }
 
-int fsc_fd(const struct fsc *t) { return t->fd; }
 uint64_t fsc_dev(const struct fsc *t) { return (uint64_t)t->dev; }
 int fsc_complete(const struct fsc *t) { return !t->lost; }
 uint64_t fsc_events(const struct fsc *t) { return t->events; }

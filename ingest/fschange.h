@@ -39,8 +39,6 @@ struct fsc;
  * says why in words for the log. */
 int fsc_open(const char *dir, struct fsc **out, char *why, size_t whylen);
 void fsc_close(struct fsc *t);
-/* The descriptor to poll for POLLIN; then call fsc_read. */
-int fsc_fd(const struct fsc *t);
 /* The device of the directory given to fsc_open: events are only about
  * files on it (a mount below it, or a btrfs subvolume, is not covered). */
 uint64_t fsc_dev(const struct fsc *t);
