@@ -449,8 +449,8 @@ int main(int argc, char **argv)
 				.busy = rescan_busy,
 				.busy_arg = land,
 			},
-			/* Scan jobs keep lock files next to an SQLite catalog. */
-			.catalog_file = cat_url ? NULL : o.catalog,
+			/* Scan jobs: in the catalog, SQLite or PostgreSQL. */
+			.catalog_file = o.catalog,
 			.run_jobs = 1,
 			.s3cfg = &s3cfg,
 		};

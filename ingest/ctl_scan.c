@@ -350,7 +350,7 @@ static int exit_of(int rc)
 static int run_watch(const struct sj_spec *s, const struct ctl_opts *co, struct cat *cat,
 		     struct s3_client *s3, struct up_pool *pool, struct out *o)
 {
-	int lockfd = -1;
+	struct job_lock *lockfd = NULL;
 	int rc = scan_lock(co->catalog, s->name, &lockfd);
 	if (rc < 0) {
 		ctl_err("scan", "%s", rc == -EBUSY ? "another run of this scan is in progress (--name "

@@ -355,6 +355,29 @@ static int node_ensure_row(struct land *l, struct node *n, int fd, int64_t *id)
 	return rc;
 }
 
+/* On a catalog shared by several hosts (PostgreSQL) a version claims its
+ * path before its content changes: its pending row exists before a byte
+ * can reach the path's key, and the catalog refuses the row (-EBUSY,
+ * logged with the other host's name) while another host has a version of
+ * the path in flight. The writer gets EBUSY at once, instead of two hosts
+ * uploading to one key and a row naming the other host's bytes. On one
+ * host (SQLite) there is nobody to claim from: small files keep their
+ * single registration at close. Called with n->mu held. */
+static int node_claim(struct land *l, struct node *n, int fd)
+{
+	if (!cat_shared(l->cat))
+		return 0;
+	int64_t id;
+	int rc = node_ensure_row(l, n, fd, &id);
+	if (rc == -EBUSY) {
+		char *path = node_path(l, n);
+		log_err("%s: refused (EBUSY): another landing host is writing this path; it can be "
+			"written here once that version is ingested", path ? path : "?");
+		free(path);
+	}
+	return rc;
+}
+
 static void hook_created(void *arg, const char *upload_id)
 {
 	struct node *n = arg;
@@ -1225,7 +1248,20 @@ int land_create(struct land *l, const char *path, mode_t mode, int flags, uid_t 
 	if (fd >= 0) {
 		if (geteuid() == 0 && fchown(fd, uid, gid) < 0)
 			log_warn("%s: cannot set owner %u:%u: %s", path, uid, gid, strerror(errno));
-		rc = fh_new(l, n, fd, flags, out);
+		pthread_mutex_lock(&n->mu);
+		rc = node_claim(l, n, fd);
+		pthread_mutex_unlock(&n->mu);
+		if (rc < 0) {
+			/* Ours since O_EXCL: nothing of it may stay behind. */
+			const char *name;
+			int dfd = open_parent(l, path, &name);
+			if (dfd >= 0) {
+				unlinkat(dfd, name, 0);
+				close(dfd);
+			}
+		}
+		if (rc == 0)
+			rc = fh_new(l, n, fd, flags, out);
 		if (rc < 0)
 			close(fd);
 	}
@@ -1365,7 +1401,9 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 		n->writers++;
 		n->unlinked = 0;
 		if (flags & O_TRUNC) {
-			if (ftruncate(fd, 0) < 0) {
+			if ((rc = node_claim(l, n, fd)) < 0) {
+				;
+			} else if (ftruncate(fd, 0) < 0) {
 				rc = -errno;
 			} else {
 				n->dirty = 1;
@@ -1400,6 +1438,11 @@ ssize_t land_write(struct land_fh *fh, const char *buf, size_t size, off_t off)
 			return -errno;
 		}
 		off = st.st_size;
+	}
+	int rc = node_claim(fh->l, n, fh->fd);
+	if (rc < 0) {
+		pthread_mutex_unlock(&n->mu);
+		return rc;
 	}
 	size_t done = 0;
 	while (done < size) {
@@ -2061,7 +2104,9 @@ int land_truncate(struct land *l, const char *path, off_t size, struct land_fh *
 	if (fd < 0) {
 		rc = fd;
 	} else {
-		if (ftruncate(fd, size) < 0)
+		if ((rc = node_claim(l, n, fd)) < 0)
+			;
+		else if (ftruncate(fd, size) < 0)
 			rc = -errno;
 		else {
 			n->dirty = 1;

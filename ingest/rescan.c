@@ -941,7 +941,7 @@ static void run_job(struct rescan *r, const char *name)
 	struct job_tick t = {.r = r, .j = &j};
 	if (rc == 0 && s->run == SJ_WATCH) {
 		/* A watching job: a rescanner of its own until stopped. */
-		int lockfd = -1;
+		struct job_lock *lockfd = NULL;
 		rc = scan_lock(r->catalog_file, s->name, &lockfd);
 		struct rescan *w = NULL;
 		if (rc == 0) {

@@ -2592,36 +2592,14 @@ int scan_register(struct scan_ctx *c)
 /* ------------------------------------------------------------------ */
 /* locks and recovery */
 
-int scan_lock(const char *catalog_file, const char *name, int *fd)
+int scan_lock(const char *catalog, const char *name, struct job_lock **lk)
 {
-	if (!job_name_ok(name))
-		return -EINVAL;
-	if (strstr(catalog_file, "://")) {
-		log_err("scan %s: scans and scan jobs need an SQLite catalog (not yet a PostgreSQL "
-			"one)", name);
-		return -ENOTSUP;
-	}
-	char *path;
-	if (asprintf(&path, "%s.scan-%s.lock", catalog_file, name) < 0)
-		return -ENOMEM;
-	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int rc = f < 0 ? -errno : 0;
-	if (rc == 0 && flock(f, LOCK_EX | LOCK_NB) < 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		close(f);
-	}
-	if (rc < 0 && rc != -EBUSY)
-		log_err("%s: cannot lock: %s", path, strerror(-rc));
-	free(path);
-	if (rc == 0)
-		*fd = f;
-	return rc;
+	return job_lock(catalog, name, lk);
 }
 
-void scan_unlock(int fd)
+void scan_unlock(struct job_lock *lk)
 {
-	if (fd >= 0)
-		close(fd); /* releases the flock */
+	job_unlock(lk);
 }
 
 struct stale {
@@ -2673,20 +2651,20 @@ int scan_recover(struct cat *cat, const char *catalog_file, struct s3_client *s3
 	int recovered = 0;
 	/* Sweep mode: only sources whose lock we can take. */
 	char *locked_src = NULL;
-	int lockfd = -1;
+	struct job_lock *lockfd = NULL;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		struct stale *s = &l.v[i];
 		if (strcmp(source, "scan:*") == 0 && (!locked_src || strcmp(locked_src, s->source))) {
 			scan_unlock(lockfd);
-			lockfd = -1;
+			lockfd = NULL;
 			free(locked_src);
 			locked_src = strdup(s->source);
 			if (!locked_src || scan_lock(catalog_file, s->source + 5, &lockfd) < 0) {
-				lockfd = -1;
+				lockfd = NULL;
 				log_debug("%s: left to the running scan %s", s->path, s->source);
 				continue;
 			}
-		} else if (strcmp(source, "scan:*") == 0 && lockfd < 0) {
+		} else if (strcmp(source, "scan:*") == 0 && !lockfd) {
 			continue;
 		}
 		if (s->upload_id) {

@@ -283,12 +283,14 @@ void scan_get_stats(struct scan_ctx *c, struct scan_stats *out);
 
 /* ---------- one runner per scan name ---------- */
 
-/* A scan named NAME (catalog source "scan:NAME") holds an exclusive lock,
- * flock() on CATALOG.scan-NAME.lock, while it runs: rows of that source in
+/* A scan named NAME (catalog source "scan:NAME") holds an exclusive lock
+ * while it runs (job_lock in store/jobs.h: a lock file next to an SQLite
+ * catalog, an advisory lock in a PostgreSQL one): rows of that source in
  * state pending/uploading belong to the holder, and anyone who can take the
  * lock knows they were left by a run that died. -EBUSY if it is held. */
-int scan_lock(const char *catalog_file, const char *name, int *fd);
-void scan_unlock(int fd);
+struct job_lock;
+int scan_lock(const char *catalog, const char *name, struct job_lock **lk);
+void scan_unlock(struct job_lock *lk);
 
 /* Rows of `source` (or, with source "scan:*", of every scan whose lock is
  * free) left pending or uploading: their multipart uploads are aborted and

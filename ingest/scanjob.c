@@ -465,7 +465,7 @@ int sj_pass(const struct sj_spec *s, const char *catalog_file, struct cat *cat,
 	    struct scan_stats *out)
 {
 	memset(out, 0, sizeof *out);
-	int lockfd = -1;
+	struct job_lock *lockfd = NULL;
 	int rc = scan_lock(catalog_file, s->name, &lockfd);
 	if (rc == -EBUSY) {
 		log_warn("scan %s: another run of it is in progress; not starting a second one",

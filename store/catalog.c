@@ -3011,3 +3011,8 @@ const char *cat_redact(const char *location, char *buf, size_t size)
 {
 	return catpg_redact(location, buf, size);
 }
+
+int cat_shared(struct cat *c)
+{
+	return c->pg != NULL;
+}

@@ -160,8 +160,14 @@ int cat_coll_remove(struct cat *cat, const char *path);
  * already uploaded and verified (sha256 and etag used too; ingest_ns set
  * now): one transaction, one commit, for small files; any other state is
  * refused (-EINVAL). Events: "add", then "ingested". The new version
- * starts with a copy of the metadata (AVUs) of the version it replaces. */
+ * starts with a copy of the metadata (AVUs) of the version it replaces.
+ * On PostgreSQL, -EBUSY (logged with that owner's name) while another
+ * owner (cat_set_owner) has a version of the path pending or uploading:
+ * that host is uploading to the path's key. */
 int cat_obj_add(struct cat *cat, struct cat_obj *o);
+/* 1 if other daemons may write this catalog (PostgreSQL): a path may then
+ * be claimed by another host (cat_obj_add's -EBUSY). */
+int cat_shared(struct cat *cat);
 /* Registers n objects as cat_obj_add does each, in order, in one request
  * to the writer (one commit waited for, not n). A row that fails is undone
  * alone and the others are registered. results[i] is row i's fate: 0
@@ -185,7 +191,8 @@ int cat_obj_set_pending(struct cat *cat, int64_t id, const char *reason);
 int cat_obj_set_deleted(struct cat *cat, int64_t id, const char *reason);
 
 /* Changes path and key of a row (rename within the mount). If another
- * current row exists at new_path it becomes an older version. */
+ * current row exists at new_path it becomes an older version. -EBUSY as
+ * cat_obj_add when another owner is writing new_path. */
 int cat_obj_rename(struct cat *cat, int64_t id, const char *new_path, const char *new_key);
 
 /* Updates attributes without changing the state (chmod, chown, utimens). */

@@ -95,7 +95,7 @@ static const char *const wsql[OP_COUNT] = {
                    " $12, $13, $14, $15, $16)",
     [OP_TRANSITION] = "SELECT * FROM lzfs_w_transition($1, $2, $3, $4, $5, $6)",
     [OP_PART_DONE] = "SELECT * FROM lzfs_w_part_done($1, $2, $3, $4)",
-    [OP_RENAME] = "SELECT * FROM lzfs_w_rename($1, $2, $3, $4)",
+    [OP_RENAME] = "SELECT * FROM lzfs_w_rename($1, $2, $3, $4, $5)",
     [OP_SET_ATTR] = "SELECT * FROM lzfs_w_set_attr($1, $2, $3, $4, $5, $6, $7)",
     [OP_META] = "SELECT * FROM lzfs_w_meta($1, $2, $3, $4, $5, $6)",
     [OP_EVENT] = "SELECT * FROM lzfs_w_event($1, $2, $3, $4, $5)",
@@ -398,8 +398,29 @@ static int create_schema(struct catpg *c, PGconn *db)
 		return rc;
 	int version = 0;
 	rc = probe(c, db, &version);
+	if (rc == 0 && version < PG_SCHEMA_VERSION) {
+		rc = exec_ok(c, db, pg_migrate_v2, "upgrading the schema");
+		if (rc == 0)
+			rc = exec_ok(c, db, pg_fn_obj_add, "upgrading the schema");
+		if (rc == 0)
+			rc = exec_ok(c, db, pg_fn_rename, "upgrading the schema");
+		if (rc == 0) {
+			char up[128];
+			snprintf(up, sizeof up,
+			         "UPDATE lzfs_catalog SET value = '%d' WHERE name = 'schema_version'",
+			         PG_SCHEMA_VERSION);
+			rc = exec_ok(c, db, up, "upgrading the schema");
+		}
+		if (rc == 0)
+			log_notice("catalog %s: schema upgraded from version %d to %d", c->name,
+			           version, PG_SCHEMA_VERSION);
+	}
 	if (rc == 1) {
 		rc = exec_ok(c, db, pg_schema_v1, "creating the schema");
+		if (rc == 0)
+			rc = exec_ok(c, db, pg_fn_obj_add, "creating the schema");
+		if (rc == 0)
+			rc = exec_ok(c, db, pg_fn_rename, "creating the schema");
 		if (rc == 0) {
 			int64_t now = now_ns();
 			char ins[512];
@@ -458,6 +479,8 @@ int catpg_open(const char *url, int flags, struct catpg **out)
 	int rc = conn_open(c, &db, 0);
 	if (rc == 0)
 		rc = probe(c, db, &version);
+	if (rc == 0 && version < PG_SCHEMA_VERSION && !(flags & CAT_READONLY))
+		rc = create_schema(c, db); /* upgrades it, under the same lock */
 	if (rc == 1) {
 		if ((flags & CAT_READONLY) || !(flags & CAT_CREATE)) {
 			log_err("catalog %s: has no lzfs catalog; it is created when lzfs starts",
@@ -1310,6 +1333,7 @@ int catpg_obj_rename(struct catpg *c, int64_t id, const char *new_path, const ch
 	p_str(&r, new_path);
 	p_str(&r, new_key);
 	p_now(&r);
+	p_str(&r, c->owner);
 	return submit(c, &r);
 }
 

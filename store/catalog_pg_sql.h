@@ -20,8 +20,10 @@
 #ifndef LZFS_CATALOG_PG_SQL_H
 #define LZFS_CATALOG_PG_SQL_H
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
+/* The tables and the functions version 1 created; pg_fn_obj_add and
+ * pg_fn_rename (below) complete a new schema. */
 static const char pg_schema_v1[] =
     "CREATE TABLE lzfs_catalog(name text PRIMARY KEY, value text NOT NULL);"
     "CREATE TABLE collections("
@@ -179,64 +181,6 @@ static const char pg_schema_v1[] =
     "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, NULL, p, 'rmdir', NULL);"
     " END $$;"
 
-    /* The hot path, so written for few statements: one probe (is p a
-     * collection, the parent's id, the highest version, the current row),
-     * the insert, the events in one statement. par is p's parent (the
-     * caller splits the path). */
-    "CREATE FUNCTION lzfs_w_obj_add(p text, par text, bkt text, k text, sz bigint, m bigint,"
-    " u bigint, g bigint, mt bigint, src text, sym text, ing boolean, sha text, et text,"
-    " own text, now bigint, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[],"
-    " OUT msg text) LANGUAGE plpgsql AS $$"
-    " DECLARE isc bigint; cid bigint; crc int; maxv int; prev bigint; st int; psz bigint;"
-    "  tries int := 0; oid bigint; ns int := CASE WHEN ing THEN 2 ELSE 0 END; BEGIN"
-    "  rc := 0; t := '{0,0,0,0,0,0,0,0,0,0,0,0}';"
-    "  SELECT (SELECT c.id FROM collections c WHERE c.path = p),"
-    "   (SELECT c.id FROM collections c WHERE c.path = par),"
-    "   max(o.version), max(CASE WHEN o.current = 1 THEN o.id END)"
-    "   INTO isc, cid, maxv, prev FROM objects o WHERE o.path = p;"
-    "  IF isc IS NOT NULL THEN rc := -21; RETURN; END IF;"
-    "  IF cid IS NULL THEN"
-    "   SELECT f.rc, f.cid INTO crc, cid FROM lzfs_coll_ensure(par, 16877, u, g, now) f;"
-    "   IF crc <> 0 THEN rc := crc; RETURN; END IF;"
-    "  END IF;"
-    "  LOOP"
-    "   IF tries > 0 THEN"
-    "    SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END) INTO maxv, prev"
-    "     FROM objects o WHERE o.path = p;"
-    "   END IF;"
-    "   IF prev IS NOT NULL THEN"
-    /* A current row leaves its state's count (never state 4: not current). */
-    "    UPDATE objects o SET current = 0 WHERE o.id = prev AND o.current = 1"
-    "     RETURNING o.state, o.size INTO st, psz;"
-    "    IF FOUND THEN t[st + 1] := t[st + 1] - 1; t[st + 8] := t[st + 8] - psz; END IF;"
-    "   END IF;"
-    "   ver := coalesce(maxv, 0) + 1;"
-    "   INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid, gid,"
-    "    mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag, ingest_ns, owner)"
-    "    VALUES(p, ver, cid, bkt, k, sz, m, u, g, mt, now, src, ns, sym, 1,"
-    "    CASE WHEN ing THEN sha ELSE '' END, CASE WHEN ing THEN et ELSE '' END,"
-    "    CASE WHEN ing THEN now ELSE 0 END, own)"
-    "    ON CONFLICT DO NOTHING RETURNING objects.id INTO oid;"
-    "   EXIT WHEN oid IS NOT NULL;"
-    /* Another host registered the path first: now committed and visible.
-     * Raised, not returned: the demotion above must not commit alone. */
-    "   tries := tries + 1;"
-    "   IF tries >= 50 THEN RAISE EXCEPTION 'lost 50 races registering %', p"
-    "    USING ERRCODE = '40001'; END IF;"
-    "  END LOOP;"
-    "  id := oid;"
-    "  t[ns + 1] := t[ns + 1] + 1; t[ns + 8] := t[ns + 8] + sz; t[7] := t[7] + 1;"
-    "  IF prev IS NOT NULL THEN"
-    "   INSERT INTO meta(kind, target, name, value, unit)"
-    "    SELECT 0, oid, x.name, x.value, x.unit FROM meta x WHERE x.kind = 0 AND x.target = prev;"
-    "  END IF;"
-    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) SELECT now, oid, e.p, e.k, e.d"
-    "   FROM (VALUES (1, p, 'add', 'version ' || ver || ', ' || sz || ' bytes' ||"
-    "    CASE WHEN src <> '' THEN ', source ' || src ELSE '' END),"
-    "    (2, NULL, 'ingested', sz || ' bytes, etag ' || CASE WHEN et <> '' THEN et ELSE '-' END))"
-    "   AS e(n, p, k, d) WHERE e.n = 1 OR ing ORDER BY e.n;"
-    " END $$;"
-
     /* to: the new state; s1: upload id, sha256, error or reason; s2: etag. */
     "CREATE FUNCTION lzfs_w_transition(oid bigint, tost int, s1 text, s2 text, n1 bigint,"
     " now bigint, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
@@ -298,48 +242,6 @@ static const char pg_schema_v1[] =
     "   WHERE objects.id = oid;"
     " END $$;"
 
-    "CREATE FUNCTION lzfs_w_rename(oid bigint, dst text, nkey text, now bigint,"
-    " OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
-    " LANGUAGE plpgsql AS $$"
-    " DECLARE r record; detail text; cid bigint; crc int; maxv int; prev bigint; st int;"
-    "  psz bigint; BEGIN"
-    "  rc := 0; t := '{0,0,0,0,0,0,0,0,0,0,0,0}';"
-    "  SELECT o.state, o.path, o.current, o.version, o.size INTO r FROM objects o"
-    "   WHERE o.id = oid FOR UPDATE;"
-    "  IF NOT FOUND THEN rc := -2; msg := 'no object with id ' || oid; RETURN; END IF;"
-    "  IF r.state = 4 THEN rc := -22;"
-    "   msg := format('object %s (%s): cannot rename a deleted version', oid, r.path); RETURN;"
-    "  END IF;"
-    "  detail := r.path || ' -> ' || dst || CASE WHEN nkey IS NOT NULL THEN ', key ' || nkey"
-    "   ELSE '' END;"
-    "  IF r.path = dst THEN"
-    "   UPDATE objects SET key = coalesce(nkey, key) WHERE objects.id = oid;"
-    "   INSERT INTO events(time_ns, obj_id, path, kind, detail)"
-    "    VALUES(now, oid, dst, 'rename', detail);"
-    "   RETURN; END IF;"
-    "  IF EXISTS(SELECT 1 FROM collections c WHERE c.path = dst) THEN rc := -21; RETURN; END IF;"
-    "  SELECT f.rc, f.cid INTO crc, cid FROM lzfs_coll_ensure(lzfs_parent(dst), 16877, 0, 0, now) f;"
-    "  IF crc <> 0 THEN rc := crc; RETURN; END IF;"
-    "  SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END) INTO maxv, prev"
-    "   FROM objects o WHERE o.path = dst;"
-    "  IF prev IS NOT NULL THEN"
-    "   UPDATE objects o SET current = 0 WHERE o.id = prev AND o.current = 1"
-    "    RETURNING o.state, o.size INTO st, psz;"
-    "   IF FOUND THEN t := lzfs_tally(t, st, 1, psz, -1); t := lzfs_tally(t, st, 0, psz, 1);"
-    "   END IF;"
-    "   INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, prev, dst,"
-    "    'superseded', format('replaced by object %s (rename)', oid));"
-    "  END IF;"
-    "  ver := coalesce(maxv, 0) + 1;"
-    "  UPDATE objects SET path = dst, version = ver, key = coalesce(nkey, key), coll_id = cid,"
-    "   current = 1 WHERE objects.id = oid;"
-    "  t := lzfs_tally(t, r.state, r.current, r.size, -1);"
-    "  t := lzfs_tally(t, r.state, 1, r.size, 1);"
-    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, oid, dst, 'rename',"
-    "   detail);"
-    "  IF r.current = 1 THEN t := lzfs_promote(r.path, oid, now, t); END IF;"
-    " END $$;"
-
     "CREATE FUNCTION lzfs_w_set_attr(oid bigint, m bigint, u bigint, g bigint, mt bigint,"
     " detail text, now bigint,"
     " OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
@@ -381,5 +283,151 @@ static const char pg_schema_v1[] =
     "  INSERT INTO events(time_ns, obj_id, path, kind, detail)"
     "   VALUES(now, CASE WHEN oid > 0 THEN oid END, p, kd, detail);"
     " END $$;";
+
+/* Schema version 2: the functions that keep one host's in-flight version of
+ * a path from being overwritten in S3 by another host (docs/design.md,
+ * "Several landing hosts"). An add or a rename onto a path with a row in
+ * state pending or uploading of ANOTHER owner is refused with -EBUSY
+ * (16) and the other owner named in msg: that owner is uploading to the
+ * path's key, and a second upload would replace its bytes under its row.
+ * The same owner may add versions as before (one host settles its own
+ * versions in order). Created with the schema, and by the migration from
+ * version 1 (CREATE OR REPLACE). */
+#define PG_BUSY_PROBE                                                                          \
+	"   max(CASE WHEN o.state IN (0, 1) AND o.owner <> own THEN o.id END)"
+#define PG_BUSY_MSG                                                                            \
+	"   SELECT format('%s is being written by %s (object %s, version %s, %s); refused until "  \
+	"that version is ingested or failed', o.path, CASE WHEN o.owner = '' THEN '?' ELSE "   \
+	"o.owner END, o.id, o.version, CASE WHEN o.state = 0 THEN 'pending' ELSE 'uploading' " \
+	"END) INTO msg FROM objects o WHERE o.id = busy;"
+
+/* The hot path, so written for few statements: one probe (is p a
+ * collection, the parent's id, the highest version, the current row,
+ * another owner's unfinished row), the insert, the events in one
+ * statement. par is p's parent (the caller splits the path). */
+static const char pg_fn_obj_add[] =
+    "CREATE OR REPLACE FUNCTION lzfs_w_obj_add(p text, par text, bkt text, k text, sz bigint,"
+    " m bigint, u bigint, g bigint, mt bigint, src text, sym text, ing boolean, sha text,"
+    " et text, own text, now bigint, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[],"
+    " OUT msg text) LANGUAGE plpgsql AS $$"
+    " DECLARE isc bigint; cid bigint; crc int; maxv int; prev bigint; st int; psz bigint;"
+    "  busy bigint; demoted boolean := false;"
+    "  tries int := 0; oid bigint; ns int := CASE WHEN ing THEN 2 ELSE 0 END; BEGIN"
+    "  rc := 0; t := '{0,0,0,0,0,0,0,0,0,0,0,0}';"
+    "  SELECT (SELECT c.id FROM collections c WHERE c.path = p),"
+    "   (SELECT c.id FROM collections c WHERE c.path = par),"
+    "   max(o.version), max(CASE WHEN o.current = 1 THEN o.id END),"
+    PG_BUSY_PROBE
+    "   INTO isc, cid, maxv, prev, busy FROM objects o WHERE o.path = p;"
+    "  IF isc IS NOT NULL THEN rc := -21; RETURN; END IF;"
+    "  IF busy IS NOT NULL THEN rc := -16;"
+    PG_BUSY_MSG
+    "   RETURN; END IF;"
+    "  IF cid IS NULL THEN"
+    "   SELECT f.rc, f.cid INTO crc, cid FROM lzfs_coll_ensure(par, 16877, u, g, now) f;"
+    "   IF crc <> 0 THEN rc := crc; RETURN; END IF;"
+    "  END IF;"
+    "  LOOP"
+    "   IF tries > 0 THEN"
+    "    SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END),"
+    PG_BUSY_PROBE
+    "     INTO maxv, prev, busy FROM objects o WHERE o.path = p;"
+    /* Another host's version got in first and is still unfinished. Returned
+     * when nothing was changed yet; after a demotion, raised so that the
+     * whole batch runs again (and then returns -EBUSY at the first probe). */
+    "    IF busy IS NOT NULL THEN"
+    "     IF demoted THEN RAISE EXCEPTION 'lost a race registering %', p"
+    "      USING ERRCODE = '40001'; END IF;"
+    "     rc := -16;"
+    PG_BUSY_MSG
+    "     RETURN; END IF;"
+    "   END IF;"
+    "   IF prev IS NOT NULL THEN"
+    /* A current row leaves its state's count (never state 4: not current). */
+    "    UPDATE objects o SET current = 0 WHERE o.id = prev AND o.current = 1"
+    "     RETURNING o.state, o.size INTO st, psz;"
+    "    IF FOUND THEN t[st + 1] := t[st + 1] - 1; t[st + 8] := t[st + 8] - psz;"
+    "     demoted := true; END IF;"
+    "   END IF;"
+    "   ver := coalesce(maxv, 0) + 1;"
+    "   INSERT INTO objects(path, version, coll_id, bucket, key, size, mode, uid, gid,"
+    "    mtime_ns, ctime_ns, source, state, symlink, current, sha256, etag, ingest_ns, owner)"
+    "    VALUES(p, ver, cid, bkt, k, sz, m, u, g, mt, now, src, ns, sym, 1,"
+    "    CASE WHEN ing THEN sha ELSE '' END, CASE WHEN ing THEN et ELSE '' END,"
+    "    CASE WHEN ing THEN now ELSE 0 END, own)"
+    "    ON CONFLICT DO NOTHING RETURNING objects.id INTO oid;"
+    "   EXIT WHEN oid IS NOT NULL;"
+    /* Another host registered the path first: now committed and visible.
+     * Raised, not returned: the demotion above must not commit alone. */
+    "   tries := tries + 1;"
+    "   IF tries >= 50 THEN RAISE EXCEPTION 'lost 50 races registering %', p"
+    "    USING ERRCODE = '40001'; END IF;"
+    "  END LOOP;"
+    "  id := oid;"
+    "  t[ns + 1] := t[ns + 1] + 1; t[ns + 8] := t[ns + 8] + sz; t[7] := t[7] + 1;"
+    "  IF prev IS NOT NULL THEN"
+    "   INSERT INTO meta(kind, target, name, value, unit)"
+    "    SELECT 0, oid, x.name, x.value, x.unit FROM meta x WHERE x.kind = 0 AND x.target = prev;"
+    "  END IF;"
+    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) SELECT now, oid, e.p, e.k, e.d"
+    "   FROM (VALUES (1, p, 'add', 'version ' || ver || ', ' || sz || ' bytes' ||"
+    "    CASE WHEN src <> '' THEN ', source ' || src ELSE '' END),"
+    "    (2, NULL, 'ingested', sz || ' bytes, etag ' || CASE WHEN et <> '' THEN et ELSE '-' END))"
+    "   AS e(n, p, k, d) WHERE e.n = 1 OR ing ORDER BY e.n;"
+    " END $$;";
+
+/* own: the renaming host; a rename onto a path another host is writing
+ * would move bytes onto the key it is uploading to. */
+static const char pg_fn_rename[] =
+    "CREATE OR REPLACE FUNCTION lzfs_w_rename(oid bigint, dst text, nkey text, now bigint,"
+    " own text, OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
+    " LANGUAGE plpgsql AS $$"
+    " DECLARE r record; detail text; cid bigint; crc int; maxv int; prev bigint; st int;"
+    "  psz bigint; busy bigint; BEGIN"
+    "  rc := 0; t := '{0,0,0,0,0,0,0,0,0,0,0,0}';"
+    "  SELECT o.state, o.path, o.current, o.version, o.size INTO r FROM objects o"
+    "   WHERE o.id = oid FOR UPDATE;"
+    "  IF NOT FOUND THEN rc := -2; msg := 'no object with id ' || oid; RETURN; END IF;"
+    "  IF r.state = 4 THEN rc := -22;"
+    "   msg := format('object %s (%s): cannot rename a deleted version', oid, r.path); RETURN;"
+    "  END IF;"
+    "  detail := r.path || ' -> ' || dst || CASE WHEN nkey IS NOT NULL THEN ', key ' || nkey"
+    "   ELSE '' END;"
+    "  IF r.path = dst THEN"
+    "   UPDATE objects SET key = coalesce(nkey, key) WHERE objects.id = oid;"
+    "   INSERT INTO events(time_ns, obj_id, path, kind, detail)"
+    "    VALUES(now, oid, dst, 'rename', detail);"
+    "   RETURN; END IF;"
+    "  IF EXISTS(SELECT 1 FROM collections c WHERE c.path = dst) THEN rc := -21; RETURN; END IF;"
+    "  SELECT max(o.id) INTO busy FROM objects o WHERE o.path = dst AND o.state IN (0, 1)"
+    "   AND o.owner <> own;"
+    "  IF busy IS NOT NULL THEN rc := -16;"
+    PG_BUSY_MSG
+    "   RETURN; END IF;"
+    "  SELECT f.rc, f.cid INTO crc, cid FROM lzfs_coll_ensure(lzfs_parent(dst), 16877, 0, 0, now) f;"
+    "  IF crc <> 0 THEN rc := crc; RETURN; END IF;"
+    "  SELECT max(o.version), max(CASE WHEN o.current = 1 THEN o.id END) INTO maxv, prev"
+    "   FROM objects o WHERE o.path = dst;"
+    "  IF prev IS NOT NULL THEN"
+    "   UPDATE objects o SET current = 0 WHERE o.id = prev AND o.current = 1"
+    "    RETURNING o.state, o.size INTO st, psz;"
+    "   IF FOUND THEN t := lzfs_tally(t, st, 1, psz, -1); t := lzfs_tally(t, st, 0, psz, 1);"
+    "   END IF;"
+    "   INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, prev, dst,"
+    "    'superseded', format('replaced by object %s (rename)', oid));"
+    "  END IF;"
+    "  ver := coalesce(maxv, 0) + 1;"
+    "  UPDATE objects SET path = dst, version = ver, key = coalesce(nkey, key), coll_id = cid,"
+    "   current = 1 WHERE objects.id = oid;"
+    "  t := lzfs_tally(t, r.state, r.current, r.size, -1);"
+    "  t := lzfs_tally(t, r.state, 1, r.size, 1);"
+    "  INSERT INTO events(time_ns, obj_id, path, kind, detail) VALUES(now, oid, dst, 'rename',"
+    "   detail);"
+    "  IF r.current = 1 THEN t := lzfs_promote(r.path, oid, now, t); END IF;"
+    " END $$;";
+
+/* From version 1: the two functions above (rename gained `own`). */
+static const char pg_migrate_v2[] =
+    "DROP FUNCTION IF EXISTS lzfs_w_rename(bigint, text, text, bigint);";
 
 #endif

@@ -70,4 +70,16 @@ int job_progress(struct job_db *db, const struct job *j, int *stop);
  * its summary and error (may be NULL). */
 int job_finish(struct job_db *db, const struct job *j, const char *state, int64_t next_ns);
 
+/* The run lock of scan NAME: while one process holds it, rows of source
+ * "scan:NAME" in state pending/uploading are that run's, and whoever can
+ * take it knows they were left by a run that died. For an SQLite catalog
+ * an flock() on CATALOG.scan-NAME.lock; for a PostgreSQL one a session
+ * advisory lock (keyed by the catalog's schema and NAME) on a connection
+ * of its own, so that hosts sharing the catalog exclude each other and a
+ * process that dies releases it with its connection. -EBUSY if held
+ * (not logged), -EINVAL for a bad name. */
+struct job_lock;
+int job_lock(const char *catalog, const char *name, struct job_lock **out);
+void job_unlock(struct job_lock *lk); /* NULL is fine */
+
 #endif

@@ -3,8 +3,10 @@
 # mount point) share one catalog on PostgreSQL and one bucket and prefix.
 # Writers on all three at once, then lzfsctl sees every file exactly once,
 # awscli sees every object, and the three hosts writing the same path make
-# three versions of it with exactly one current. The PostgreSQL server is
-# Debian's, started in the test directory on a loopback port.
+# three versions of it with exactly one current, every row naming a key
+# that holds its bytes: a host opening a path another host is writing is
+# refused with EBUSY (docs/scale.md). The PostgreSQL server is Debian's,
+# started in the test directory on a loopback port.
 . "$(dirname "$0")/lib.sh"
 require_fuse "scale-out mounts"
 PGSERVER=$LZFS_ROOT/tests/pg/server
@@ -48,7 +50,14 @@ writer() {
 		printf 'host %s file %s\n' "$n" "$i" >"$m/h$n/sub/f$i.txt" || return 1
 		printf 'host %s shared %s\n' "$n" "$i" >"$m/shared/h$n-$i.txt" || return 1
 	done
-	head -c $((100000 + n)) /dev/urandom >"$m/same/clash.bin" || return 1
+	# Hosts writing the path at once are refused (EBUSY) but one: retry.
+	head -c $((100000 + n)) /dev/urandom >"$T_DIR/clash$n"
+	for i in $(seq 1 200); do
+		cp "$T_DIR/clash$n" "$m/same/clash.bin" 2>>"$T_DIR/clash$n.err" && return 0
+		grep -q "busy" "$T_DIR/clash$n.err" || return 1
+		sleep 0.05
+	done
+	return 1
 }
 start=$SECONDS
 writer 1 & w1=$!
@@ -87,11 +96,28 @@ check_eq "rows carry each host's owner" 3 \
 keys=$(awss3 s3 ls --recursive "s3://$TEST_BUCKET/scale/" | awk '{print $4}' | sort)
 check_eq "awscli sees every object" "$total" "$(echo "$keys" | grep -v '^scale/\.lzfs/' | grep -c .)"
 # A host that overwrote the clash path saw the version before it in the
-# shared catalog and kept it (overwrite=version). Two hosts opening the path
-# at the same moment both see only v1: then v2's bytes are replaced in S3 by
-# v3's (same key; nothing locks a path across hosts: docs/scale.md).
+# shared catalog and kept it (overwrite=version): no bytes lost.
 kept=$(echo "$keys" | grep -c '^scale/\.lzfs/versions/same/clash\.bin\.v[12]$')
-if [ "$kept" -ge 1 ]; then ok "a replaced version is kept in S3 ($kept of 2)"; else not_ok "a replaced version is kept in S3"; fi
+check_eq "both replaced versions are kept in S3" 2 "$kept"
+diag "clash writers refused: $(cat "$T_DIR"/clash?.err 2>/dev/null | grep -c busy) times"
+# rows_hold_bytes PATH: every ingested row of PATH names a key whose bytes
+# have the row's size and sha256.
+rows_hold_bytes() {
+	local key sha size bad=0 got
+	while IFS='|' read -r key sha size; do
+		awss3 s3 cp --quiet "s3://$TEST_BUCKET/$key" "$T_DIR/.row" >/dev/null 2>&1 || { bad=1; diag "$key: missing"; continue; }
+		got=$(sha256sum <"$T_DIR/.row" | cut -d' ' -f1)
+		if [ "$got" != "$sha" ] || [ "$(stat -c %s "$T_DIR/.row")" != "$size" ]; then
+			bad=1
+			diag "$key: row sha256 $sha size $size, S3 holds $got"
+		fi
+	done < <(pgq "SELECT key, sha256, size FROM objects WHERE path = '$1' AND state = 2")
+	return $bad
+}
+check "every version of the clash path names a key holding its bytes" rows_hold_bytes same/clash.bin
+clash_sums=$(for n in 1 2 3; do sha256sum <"$T_DIR/clash$n" | cut -d' ' -f1; done | sort)
+check_eq "the three hosts' contents are the three versions" "$clash_sums" \
+	"$(pgq "SELECT sha256 FROM objects WHERE path = 'same/clash.bin' AND state = 2 ORDER BY 1")"
 for f in h1/sub/f1.txt h3/sub/f$FILES.txt shared/h2-7.txt; do
 	src=$T_DIR/.want
 	n=${f#h}; n=${n%%/*}
@@ -103,6 +129,27 @@ for f in h1/sub/f1.txt h3/sub/f$FILES.txt shared/h2-7.txt; do
 	if obj_matches "scale/$f" "$src"; then ok "S3 holds $f as written"; else not_ok "S3 holds $f as written"; fi
 done
 check "lzfsctl check passes on the shared catalog" CTL check
+
+# A path open for writing on host 1 is refused on host 2 (EBUSY, host 1
+# named in host 2's log), and written there once host 1 closed it. (No
+# write on host 1's fd: bash's printf >&7 closes a dup, which commits.)
+: >"$T_DIR/held1.want"
+printf 'host 2\n' >"$T_DIR/held2.want"
+exec 7>"$T_DIR/h1.mnt/same/held.txt"
+if cp "$T_DIR/held2.want" "$T_DIR/h2.mnt/same/held.txt" 2>"$T_DIR/held.err"; then
+	not_ok "host 2 cannot open a path host 1 is writing"
+else
+	check "host 2 cannot open a path host 1 is writing (EBUSY)" grep -q "busy" "$T_DIR/held.err"
+fi
+check "host 2's log names host 1" grep -q "same/held.txt is being written by [^ ]*:[^ ]*/h1.spool" "$T_DIR/h2.log"
+check_eq "host 2 left no spool file" "" "$(ls "$T_DIR/h2.spool/same/held.txt" 2>/dev/null)"
+exec 7>&-
+check "host 2 writes the path once host 1 closed it" cp "$T_DIR/held2.want" "$T_DIR/h2.mnt/same/held.txt"
+check_eq "version 1 is host 1's, version 2 host 2's" \
+	"$(sha256sum "$T_DIR/held1.want" "$T_DIR/held2.want" | cut -d' ' -f1 | tr '\n' ' ')" \
+	"$(pgq "SELECT sha256 FROM objects WHERE path = 'same/held.txt' AND version IN (1, 2) ORDER BY version" | tr '\n' ' ')"
+check "host 1's version kept in S3" obj_matches scale/.lzfs/versions/same/held.txt.v1 "$T_DIR/held1.want"
+check "every version of it names a key holding its bytes" rows_hold_bytes same/held.txt
 
 # Every host's own view: a stat through another host's mount is not
 # required, but each daemon recovered nothing of the others' at start.
@@ -129,7 +176,7 @@ else
 	ok "the catalog password is never logged"
 fi
 check "the logs name the catalog with the password masked" grep -q "lzfs:\*\*\*@127.0.0.1" "$T_DIR/h1.log"
-errs=$(grep -h " error: " "$T_DIR"/h*.log | grep -v "h2/sub/f2.txt" | head -5)
+errs=$(grep -h " error: " "$T_DIR"/h*.log | grep -v "h2/sub/f2.txt" | grep -v "refused (EBUSY)" | head -5)
 check_eq "no errors in the daemons' logs" "" "$errs"
 diag "elapsed $SECONDS s"
 exit 0

@@ -212,8 +212,11 @@ static void *race_main(void *arg)
 			char path[64], key[80];
 			snprintf(path, sizeof path, "race/d%d/f%d", i % 7, i);
 			snprintf(key, sizeof key, "lz/%s", path);
+			/* Ingested adds: pending ones of the other host would be
+			 * refused (test_two_hosts_in_flight). */
 			struct cat_obj o = {.path = path, .bucket = "b", .key = key, .size = 1,
-			                    .mode = S_IFREG | 0644, .source = "race"};
+			                    .mode = S_IFREG | 0644, .source = "race",
+			                    .state = CAT_INGESTED};
 			if (cat_obj_add(r->cat, &o) != 0)
 				r->errors++;
 		}
@@ -267,7 +270,7 @@ static void test_two_hosts_same_paths(void **state)
 	struct cat_status s;
 	assert_int_equal(cat_status(b, &s), 0);
 	assert_int_equal(s.versions, PATHS * 2 * THREADS * ROUNDS);
-	assert_int_equal(s.count[CAT_PENDING], PATHS);
+	assert_int_equal(s.count[CAT_INGESTED], PATHS);
 	assert_int_equal(s.collections, 1 + 1 + 7);
 	/* Each host's totals row holds its own share. */
 	assert_int_equal(url_int(f->file, "SELECT count(DISTINCT owner) FROM totals"), 2);
@@ -277,6 +280,194 @@ static void test_two_hosts_same_paths(void **state)
 	              (unsigned long long)st.requests, (unsigned long long)st.transactions);
 	assert_int_equal(cat_check(b), 0);
 	cat_close(b);
+}
+
+/* A version in flight (pending or uploading) belongs to the host uploading
+ * it to the path's key: another host's add or rename onto the path is
+ * refused with -EBUSY until it is ingested, failed or deleted, while its
+ * own host may add further versions. */
+static int add_as(struct cat *cat, const char *path, int state, int64_t *id)
+{
+	char key[256];
+	snprintf(key, sizeof key, "lz/%s", path);
+	struct cat_obj o = {.path = (char *)path, .bucket = "b", .key = key, .size = 3,
+	                    .mode = S_IFREG | 0644, .source = "mount", .state = state};
+	if (state == CAT_INGESTED)
+		memset(o.sha256, 'a', 64);
+	int rc = cat_obj_add(cat, &o);
+	if (id)
+		*id = o.id;
+	return rc;
+}
+
+static void test_two_hosts_in_flight(void **state)
+{
+	if (skipped())
+		skip();
+	struct fx *f = *state;
+	struct cat *b;
+	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
+	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
+	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	int64_t a1, a2, b1, q;
+	assert_int_equal(add_as(f->cat, "fl/p", CAT_PENDING, &a1), 0);
+	assert_int_equal(add_as(b, "fl/p", CAT_PENDING, NULL), -EBUSY);
+	assert_int_equal(add_as(b, "fl/p", CAT_INGESTED, NULL), -EBUSY);
+	char key[] = "lz/fl/p";
+	struct cat_obj many[2] = {
+	    {.path = "fl/p", .bucket = "b", .key = key, .mode = S_IFREG | 0644},
+	    {.path = "fl/other", .bucket = "b", .key = key, .mode = S_IFREG | 0644},
+	};
+	int res[2];
+	assert_int_equal(cat_obj_add_many(b, many, 2, res), -EBUSY);
+	assert_int_equal(res[0], -EBUSY);
+	assert_int_equal(res[1], 0);
+	/* A rename onto the path is refused too; the same host's is not. */
+	assert_int_equal(add_as(b, "fl/q", CAT_INGESTED, &q), 0);
+	assert_int_equal(cat_obj_rename(b, q, "fl/p", "lz/fl/p"), -EBUSY);
+	/* Host A settles its own versions: a second one while the first waits. */
+	assert_int_equal(add_as(f->cat, "fl/p", CAT_PENDING, &a2), 0);
+	assert_int_equal(cat_obj_set_uploading(f->cat, a2, "up"), 0);
+	assert_int_equal(cat_obj_set_deleted(f->cat, a1, "superseded"), 0);
+	assert_int_equal(add_as(b, "fl/p", CAT_PENDING, NULL), -EBUSY);
+	assert_int_equal(cat_obj_set_ingested(f->cat, a2, 3, NULL, "e"), 0);
+	/* Nothing in flight: host B's turn, and now A waits. */
+	assert_int_equal(add_as(b, "fl/p", CAT_PENDING, &b1), 0);
+	assert_int_equal(add_as(f->cat, "fl/p", CAT_PENDING, NULL), -EBUSY);
+	assert_int_equal(cat_obj_set_failed(b, b1, "s3 away"), 0);
+	assert_int_equal(add_as(f->cat, "fl/p", CAT_INGESTED, NULL), 0);
+	struct cat_obj g;
+	assert_int_equal(cat_obj_get(b, "fl/p", &g), 0);
+	assert_int_equal(g.version, 4);
+	cat_obj_clear(&g);
+	/* The refusal is logged naming the other host. */
+	assert_int_equal(add_as(f->cat, "fl/r", CAT_PENDING, NULL), 0);
+	char log[160];
+	snprintf(log, sizeof log, "%s/stderr", f->dir);
+	fflush(stderr);
+	int saved = dup(2);
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	int rc = add_as(b, "fl/r", CAT_PENDING, NULL);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_int_equal(rc, -EBUSY);
+	FILE *fp = fopen(log, "r");
+	assert_non_null(fp);
+	char text[4096] = "";
+	text[fread(text, 1, sizeof text - 1, fp)] = '\0';
+	fclose(fp);
+	print_message("# logged: %s", text);
+	assert_non_null(strstr(text, "fl/r is being written by hostA:/spool"));
+	assert_int_equal(url_int(f->file, "SELECT count(*) FROM objects WHERE path = 'fl/r'"), 1);
+	assert_int_equal(cat_check(b), 0);
+	cat_close(b);
+}
+
+/* Both hosts race to start a version of the same fresh paths: each path
+ * ends with unfinished versions of one host only, the loser told -EBUSY. */
+struct starter {
+	struct cat *cat;
+	int n, ok, busy, errors;
+	int64_t ids[64];
+};
+
+static void *start_main(void *arg)
+{
+	struct starter *s = arg;
+	for (int i = 0; i < s->n; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "start/f%d", i);
+		int rc = add_as(s->cat, path, CAT_PENDING, NULL);
+		if (rc == 0)
+			s->ok++;
+		else if (rc == -EBUSY)
+			s->busy++;
+		else
+			s->errors++;
+	}
+	return NULL;
+}
+
+static void test_two_hosts_start_race(void **state)
+{
+	if (skipped())
+		skip();
+	struct fx *f = *state;
+	struct cat *b;
+	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
+	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
+	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	enum { THREADS = 3, PATHS = 60 };
+	pthread_t t[2 * THREADS];
+	struct starter s[2 * THREADS];
+	for (int i = 0; i < 2 * THREADS; i++) {
+		s[i] = (struct starter){.cat = i % 2 ? b : f->cat, .n = PATHS};
+		assert_int_equal(pthread_create(&t[i], NULL, start_main, &s[i]), 0);
+	}
+	int ok = 0, busy = 0;
+	for (int i = 0; i < 2 * THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(s[i].errors, 0);
+		ok += s[i].ok;
+		busy += s[i].busy;
+	}
+	print_message("# %d versions started, %d refused\n", ok, busy);
+	assert_int_equal(ok + busy, 2 * THREADS * PATHS);
+	assert_true(busy > 0);
+	assert_int_equal(url_int(f->file, "SELECT count(*) FROM (SELECT path FROM objects"
+	                                  " WHERE state IN (0, 1) GROUP BY path"
+	                                  " HAVING count(DISTINCT owner) > 1) x"),
+	                 0);
+	assert_int_equal(url_int(f->file, "SELECT count(DISTINCT path) FROM objects"), PATHS);
+	assert_int_equal(url_int(f->file, "SELECT count(*) FROM objects"), ok);
+	assert_int_equal(cat_check(b), 0);
+	cat_close(b);
+}
+
+static void url_sql(const char *url, const char *sql)
+{
+	PGconn *db = PQconnectdb(url);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(db, sql);
+	ExecStatusType s = PQresultStatus(res);
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(db);
+}
+
+/* A catalog of schema version 1 (rename without the owner) is upgraded by
+ * the first writer that opens it. */
+static void test_upgrade_v1(void **state)
+{
+	if (skipped())
+		skip();
+	struct fx *f = *state;
+	cat_close(f->cat);
+	f->cat = NULL;
+	url_sql(f->file, "DROP FUNCTION lzfs_w_rename(bigint, text, text, bigint, text);"
+	                 "CREATE FUNCTION lzfs_w_rename(oid bigint, dst text, nkey text, now bigint,"
+	                 " OUT rc int, OUT id bigint, OUT ver int, OUT t bigint[], OUT msg text)"
+	                 " LANGUAGE sql AS $$ SELECT -5, NULL::bigint, NULL::int, NULL::bigint[],"
+	                 " 'version 1'::text $$;"
+	                 "UPDATE lzfs_catalog SET value = '1' WHERE name = 'schema_version'");
+	struct cat *ro;
+	assert_int_equal(cat_open(f->file, CAT_READONLY, &ro), 0); /* reads need no upgrade */
+	cat_close(ro);
+	assert_int_equal(url_int(f->file, "SELECT value::int FROM lzfs_catalog"
+	                                  " WHERE name = 'schema_version'"),
+	                 1);
+	assert_int_equal(cat_open(f->file, CAT_CREATE, &f->cat), 0);
+	assert_int_equal(url_int(f->file, "SELECT value::int FROM lzfs_catalog"
+	                                  " WHERE name = 'schema_version'"),
+	                 2);
+	int64_t id = add_obj(f->cat, "up/a", 1);
+	assert_int_equal(cat_obj_rename(f->cat, id, "up/b", NULL), 0);
+	assert_int_equal(url_int(f->file, "SELECT count(*) FROM pg_proc WHERE proname = 'lzfs_w_rename'"),
+	                 1);
 }
 
 /* Deletes and renames racing with adds on the same paths from two hosts. */
@@ -626,6 +817,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(pg_test_add_many_concurrent, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_add_many_mixed_pg, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_two_hosts_same_paths, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_two_hosts_in_flight, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_two_hosts_start_race, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrade_v1, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_two_hosts_churn, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_owner_recovery, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, pg_setup, pg_teardown),
