@@ -1940,21 +1940,33 @@ static void move_row(struct land *l, int64_t id, const char *from, const char *t
 		cat_obj_clear(&o);
 		return;
 	}
-	int rc = 0;
+	int rc = 0, copied = 0;
+	char etag[S3_ETAG_MAX];
 	if (o.state == CAT_INGESTED && strcmp(o.key, nk) != 0) {
 		rc = preserve_previous(l, np, nk, id);
 		if (rc == 0)
-			rc = s3_move(l, o.key, nk);
+			rc = s3_copy_object(l->s3, o.key, nk, etag, NULL);
 		if (rc < 0)
 			log_err("rename %s -> %s: server-side copy failed (%s); the old object stays and "
 				"the catalog keeps the old key", o.path, np, strerror(-rc));
+		copied = rc == 0;
 	}
+	/* The old object goes only once the row names the new one: a row
+	 * whose rename is refused (another host began writing the path since
+	 * land_rename looked) still names an object that exists. */
 	if (rc == 0) {
 		rc = cat_obj_rename(l->cat, id, np, nk);
 		if (rc < 0)
-			log_err("rename %s -> %s: catalog update failed (%s)", o.path, np, strerror(-rc));
+			log_err("rename %s -> %s: catalog update failed (%s); the row keeps %s, which "
+				"stays in S3", o.path, np, strerror(-rc), o.key);
 		else if (o.state == CAT_FAILED)
 			queue_push(l, NULL, id, 0, 0); /* S3 refused the old key: try the new one */
+	}
+	if (rc == 0 && copied) {
+		int drc = s3_delete_object(l->s3, o.key, NULL);
+		if (drc < 0)
+			log_warn("rename %s -> %s: the old object %s was not deleted (%s): no row names "
+				 "it", o.path, np, o.key, strerror(-drc));
 	}
 	free(np);
 	free(nk);
@@ -1970,6 +1982,22 @@ int land_rename(struct land *l, const char *from, const char *to, unsigned int f
 	int drc = denied(l, to, "rename over it");
 	if (drc < 0)
 		return drc;
+	if (cat_shared(l->cat)) {
+		/* Nothing moves onto a path another host is uploading to: its
+		 * upload and our copy would share the key. */
+		char who[256];
+		drc = cat_path_claimed(l->cat, to, who, sizeof who);
+		if (drc > 0) {
+			log_warn("rename %s -> %s: refused (EBUSY): %s is writing %s", from, to, who,
+				 to);
+			return -EBUSY;
+		}
+		if (drc < 0) {
+			log_err("rename %s -> %s: the catalog cannot say whether another host is "
+				"writing %s (%s)", from, to, to, strerror(-drc));
+			return drc;
+		}
+	}
 	const char *fname, *tname;
 	int fdfd = open_parent(l, from, &fname);
 	if (fdfd < 0)

@@ -3016,3 +3016,10 @@ int cat_shared(struct cat *c)
 {
 	return c->pg != NULL;
 }
+
+int cat_path_claimed(struct cat *c, const char *path, char *owner, size_t len)
+{
+	if (c->pg)
+		return catpg_path_claimed(c->pg, path, owner, len);
+	return 0; /* one owner */
+}

@@ -168,6 +168,11 @@ int cat_obj_add(struct cat *cat, struct cat_obj *o);
 /* 1 if other daemons may write this catalog (PostgreSQL): a path may then
  * be claimed by another host (cat_obj_add's -EBUSY). */
 int cat_shared(struct cat *cat);
+/* 1 (and that owner in owner[len]) if another owner has a version of path,
+ * or of a path below it, pending or uploading; 0 if not (always on
+ * SQLite). For a rename, before anything moves: cat_obj_rename's -EBUSY
+ * comes after the local rename and the S3 copy. */
+int cat_path_claimed(struct cat *cat, const char *path, char *owner, size_t len);
 /* Registers n objects as cat_obj_add does each, in order, in one request
  * to the writer (one commit waited for, not n). A row that fails is undone
  * alone and the others are registered. results[i] is row i's fate: 0

@@ -1597,6 +1597,43 @@ int catpg_obj_get(struct catpg *c, const char *path, struct cat_obj *out)
 	return rc ? rc : !a.found ? -ENOENT : a.rc;
 }
 
+struct claim {
+	char *owner;
+	size_t len;
+	int found;
+};
+
+static int claim_cb(PGresult *res, void *arg)
+{
+	struct claim *a = arg;
+	a->found = 1;
+	copy_str(a->owner, a->len, PQgetvalue(res, 0, 0));
+	return 1;
+}
+
+int catpg_path_claimed(struct catpg *c, const char *path, char *owner, size_t len)
+{
+	if (!path_valid(path, 0))
+		return 0;
+	char me[256], *lo = NULL, *hi = NULL;
+	copy_str(me, sizeof me, c->owner);
+	if (asprintf(&lo, "%s/", path) < 0)
+		return -ENOMEM;
+	if (asprintf(&hi, "%s0", path) < 0) {
+		free(lo);
+		return -ENOMEM;
+	}
+	const char *v[4] = {me, path, lo, hi};
+	struct claim a = {.owner = owner, .len = len};
+	int rc = rquery(c,
+	                "SELECT owner FROM objects WHERE state IN (0, 1) AND owner <> $1"
+	                " AND (path = $2 OR (path >= $3 AND path < $4)) LIMIT 1",
+	                4, v, claim_cb, &a, "looking for another host's uploads");
+	free(lo);
+	free(hi);
+	return rc ? rc : a.found;
+}
+
 int catpg_obj_get_id(struct catpg *c, int64_t id, struct cat_obj *out)
 {
 	memset(out, 0, sizeof *out);

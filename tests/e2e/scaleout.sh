@@ -131,11 +131,18 @@ done
 check "lzfsctl check passes on the shared catalog" CTL check
 
 # A path open for writing on host 1 is refused on host 2 (EBUSY, host 1
-# named in host 2's log), and written there once host 1 closed it. (No
-# write on host 1's fd: bash's printf >&7 closes a dup, which commits.)
+# named in host 2's log), and written there once host 1 closed it. The
+# holder is a process of its own: a descriptor held by this shell would be
+# inherited by every command below, and each one's exit flushes (commits)
+# the file.
 : >"$T_DIR/held1.want"
 printf 'host 2\n' >"$T_DIR/held2.want"
-exec 7>"$T_DIR/h1.mnt/same/held.txt"
+sleep 120 >"$T_DIR/h1.mnt/same/held.txt" &
+holder=$!
+for i in $(seq 1 50); do
+	[ "$(pgq "SELECT state FROM objects WHERE path = 'same/held.txt' AND current = 1")" = 0 ] && break
+	sleep 0.1
+done
 if cp "$T_DIR/held2.want" "$T_DIR/h2.mnt/same/held.txt" 2>"$T_DIR/held.err"; then
 	not_ok "host 2 cannot open a path host 1 is writing"
 else
@@ -143,7 +150,20 @@ else
 fi
 check "host 2's log names host 1" grep -q "same/held.txt is being written by [^ ]*:[^ ]*/h1.spool" "$T_DIR/h2.log"
 check_eq "host 2 left no spool file" "" "$(ls "$T_DIR/h2.spool/same/held.txt" 2>/dev/null)"
-exec 7>&-
+# A rename onto the held path is refused before anything moves: the
+# renamed file stays where it was, in the spool, the catalog and S3.
+printf 'host 2 moving\n' >"$T_DIR/mover.want"
+cp "$T_DIR/mover.want" "$T_DIR/h2.mnt/same/mover.txt"
+if mv "$T_DIR/h2.mnt/same/mover.txt" "$T_DIR/h2.mnt/same/held.txt" 2>"$T_DIR/mv.err"; then
+	not_ok "host 2 cannot rename onto a path host 1 is writing"
+else
+	check "host 2 cannot rename onto a path host 1 is writing (EBUSY)" grep -q "busy" "$T_DIR/mv.err"
+fi
+check "host 2's log names host 1 for the rename" grep -q "rename same/mover.txt -> same/held.txt: refused (EBUSY): [^ ]*:[^ ]*/h1.spool" "$T_DIR/h2.log"
+check "the renamed file is still in host 2's spool" cmp "$T_DIR/mover.want" "$T_DIR/h2.spool/same/mover.txt"
+check "S3 still holds it under its old name" obj_matches scale/same/mover.txt "$T_DIR/mover.want"
+check "its row still names it" rows_hold_bytes same/mover.txt
+kill "$holder"; wait "$holder" 2>/dev/null
 check "host 2 writes the path once host 1 closed it" cp "$T_DIR/held2.want" "$T_DIR/h2.mnt/same/held.txt"
 check_eq "version 1 is host 1's, version 2 host 2's" \
 	"$(sha256sum "$T_DIR/held1.want" "$T_DIR/held2.want" | cut -d' ' -f1 | tr '\n' ' ')" \
