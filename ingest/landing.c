@@ -468,6 +468,7 @@ struct file_hook {
 	struct node *n;          /* for part_done into the catalog, may be NULL */
 	const void *owner;
 	const char *key;
+	int64_t obj_id;          /* the row, uploading */
 	char *id;
 };
 
@@ -477,6 +478,9 @@ static void hook_file_created(void *arg, const char *upload_id)
 	mpl_add(h->l->mpl, h->key, upload_id, h->owner);
 	free(h->id);
 	h->id = strdup(upload_id);
+	/* In the row too: on a shared catalog, what tells other hosts' sweeps
+	 * that this upload is alive. */
+	cat_obj_set_uploading(h->l->cat, h->obj_id, upload_id);
 }
 
 static void hook_file_part_done(void *arg, int part_number, const char *etag, uint64_t size)
@@ -558,19 +562,38 @@ static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
  * died before the answer arrived. At start every upload under the prefix
  * that S3 says was initiated before this process started is such a
  * leftover (this daemon owns its prefix) and is aborted. */
+/* On a shared catalog, how long another host may take to record an
+ * upload S3 created for it in its row. */
+#define SWEEP_GRACE_S 600
+
 struct sweep_ctx {
 	struct land *l;
 	int all;
 	int aborted, failed;
+	int young;                /* shared: leftovers maybe, too young to tell */
 };
 
 static int sweep_one(const struct s3_upload_entry *u, void *arg)
 {
 	struct sweep_ctx *c = arg;
-	/* Before the mount serves anything (all set) every upload is a
-	 * leftover; later, only those S3 dates before our start. */
-	if (!c->all && (u->initiated == 0 || u->initiated >= c->l->started))
+	if (cat_shared(c->l->cat)) {
+		/* Other hosts upload under the same prefix. Theirs are in their
+		 * rows moments after S3 creates them: a leftover is one S3
+		 * dates before our start and SWEEP_GRACE_S ago that no other
+		 * host's row records (a catalog error leaves it too). */
+		if (u->initiated == 0 || u->initiated >= c->l->started)
+			return 0;
+		if (time(NULL) - u->initiated < SWEEP_GRACE_S) {
+			c->young++;
+			return 0;
+		}
+		if (cat_upload_foreign(c->l->cat, u->upload_id) != 0)
+			return 0;
+	} else if (!c->all && (u->initiated == 0 || u->initiated >= c->l->started)) {
+		/* Before the mount serves anything (all set) every upload is
+		 * a leftover; later, only those S3 dates before our start. */
 		return 0;
+	}
 	if (s3_mpu_abort(c->l->s3, u->key, u->upload_id, NULL) == 0) {
 		c->aborted++;
 		mpl_remove(c->l->mpl, u->upload_id);
@@ -593,6 +616,8 @@ static int sweep_uploads(struct land *l, int all)
 	if (c.aborted)
 		log_notice("recovery: aborted %d multipart upload(s) left from before the start",
 			   c.aborted);
+	if (c.young)
+		queue_special(l, SP_SWEEP, SWEEP_GRACE_S * 1000);
 	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
 }
 
@@ -699,7 +724,7 @@ static int retry_row(struct land *l, int64_t id)
 	}
 	struct up_result res;
 	int owner;
-	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
+	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key, .obj_id = id};
 	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
 	if (rc < 0) {
@@ -897,6 +922,14 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 	if (mpl_count(l->mpl) > 0)
 		log_notice("recovery: %d multipart upload(s) from before are aborted in the background",
 			   mpl_count(l->mpl));
+	/* A shared (PostgreSQL) catalog: this spool's rows are ours alone
+	 * (set before the sweep, which tells ours from other hosts'). */
+	char host[256] = "", *owner = NULL;
+	gethostname(host, sizeof host - 1);
+	if (asprintf(&owner, "%s:%s", host, cfg->spool_dir) >= 0) {
+		cat_set_owner(cat, owner);
+		free(owner);
+	}
 	/* Nothing of ours is in flight yet (the background thread, the mount
 	 * and the rescanner start after this): sweep every upload under the
 	 * prefix now if S3 answers, else later with S3's dates to tell
@@ -908,13 +941,6 @@ int land_open(const struct land_config *cfg, struct s3_client *s3, struct cat *c
 		mpl_close(l->mpl);
 		close(l->rootfd);
 		goto fail;
-	}
-	/* A shared (PostgreSQL) catalog: this spool's rows are ours alone. */
-	char host[256] = "", *owner = NULL;
-	gethostname(host, sizeof host - 1);
-	if (asprintf(&owner, "%s:%s", host, cfg->spool_dir) >= 0) {
-		cat_set_owner(cat, owner);
-		free(owner);
 	}
 	cat_unfinished(cat, queue_unfinished, l);
 	if (mpl_count(l->mpl) > 0)

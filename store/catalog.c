@@ -3023,3 +3023,10 @@ int cat_path_claimed(struct cat *c, const char *path, char *owner, size_t len)
 		return catpg_path_claimed(c->pg, path, owner, len);
 	return 0; /* one owner */
 }
+
+int cat_upload_foreign(struct cat *c, const char *upload_id)
+{
+	if (c->pg)
+		return catpg_upload_foreign(c->pg, upload_id);
+	return 0;
+}

@@ -173,6 +173,9 @@ int cat_shared(struct cat *cat);
  * SQLite). For a rename, before anything moves: cat_obj_rename's -EBUSY
  * comes after the local rename and the S3 copy. */
 int cat_path_claimed(struct cat *cat, const char *path, char *owner, size_t len);
+/* 1 if another owner's uploading row records multipart upload upload_id
+ * (it is that host's, alive); 0 if not (always on SQLite). */
+int cat_upload_foreign(struct cat *cat, const char *upload_id);
 /* Registers n objects as cat_obj_add does each, in order, in one request
  * to the writer (one commit waited for, not n). A row that fails is undone
  * alone and the others are registered. results[i] is row i's fate: 0

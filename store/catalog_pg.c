@@ -1634,6 +1634,19 @@ int catpg_path_claimed(struct catpg *c, const char *path, char *owner, size_t le
 	return rc ? rc : a.found;
 }
 
+int catpg_upload_foreign(struct catpg *c, const char *upload_id)
+{
+	char me[256];
+	copy_str(me, sizeof me, c->owner);
+	const char *v[2] = {upload_id, me};
+	struct claim a = {.owner = me, .len = sizeof me};
+	int rc = rquery(c,
+	                "SELECT owner FROM objects WHERE state = 1 AND upload_id = $1 AND owner <> $2"
+	                " LIMIT 1",
+	                2, v, claim_cb, &a, "looking up a multipart upload");
+	return rc ? rc : a.found;
+}
+
 int catpg_obj_get_id(struct catpg *c, int64_t id, struct cat_obj *out)
 {
 	memset(out, 0, sizeof *out);

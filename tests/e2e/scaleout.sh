@@ -177,6 +177,21 @@ for n in 1 2 3; do
 	if grep -q "recovery: " "$T_DIR/h$n.log"; then not_ok "host $n recovered nothing foreign"; else ok "host $n recovered nothing foreign"; fi
 done
 
+# A restarted host's sweep of the shared prefix leaves other hosts' live
+# uploads alone: host 1 streams a file whose parts S3 answers slowly while
+# host 2 restarts (its start aborts leftover multipart uploads).
+s3_fault '{"latency_ms":4000,"ops":["UploadPart"]}' >/dev/null
+head -c $((20 * 1024 * 1024)) /dev/urandom >"$T_DIR/live.want"
+cp "$T_DIR/live.want" "$T_DIR/h1.mnt/same/live.bin" &
+cpid=$!
+live_id=""
+for i in $(seq 1 100); do
+	live_id=$(pgq "SELECT upload_id FROM objects WHERE path = 'same/live.bin' AND state = 1 AND upload_id IS NOT NULL")
+	[ -n "$live_id" ] && break
+	sleep 0.1
+done
+check "host 1's streaming upload is in its row" test -n "$live_id"
+
 # A restarted host recovers its own pending rows only: leave a pending row
 # owned by host 2 and one owned by a host that is not running.
 h2owner=$(pgq "SELECT owner FROM objects WHERE path = 'h2/sub/f1.txt' AND current = 1")
@@ -187,6 +202,13 @@ for i in $(seq 1 50); do grep -q "recovery: h2/sub/f2.txt" "$T_DIR/h2.log" && br
 check "restarted host 2 recovers its own pending row" grep -q "recovery: h2/sub/f2.txt" "$T_DIR/h2.log"
 if grep -q "recovery: h1/" "$T_DIR/h2.log"; then not_ok "host 2 leaves host 1's pending row alone"; else ok "host 2 leaves host 1's pending row alone"; fi
 diag "host 2 owner: $h2owner"
+wait $cpid
+s3_fault off >/dev/null
+check "host 2's start aborted no upload" bash -c "! grep -q 'aborted [0-9]* multipart' '$T_DIR/h2.log'"
+check "host 1's upload was never cut off (no fallback to the spool)" \
+	bash -c "! grep -q 'live.bin: streamed upload did not complete' '$T_DIR/h1.log'"
+for i in $(seq 1 50); do [ "$(pgq "SELECT state FROM objects WHERE path = 'same/live.bin' AND current = 1")" = 2 ] && break; sleep 0.2; done
+check "host 1's file is in S3 as written" obj_matches scale/same/live.bin "$T_DIR/live.want"
 
 # The password in the URL appears in no log line.
 if grep -l "lzfstest@" "$T_DIR"/h*.log >/dev/null 2>&1; then
