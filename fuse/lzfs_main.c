@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 				.part_size = o.part_size,
 				.source = "rescan",
 				.skip_top = LAND_RESERVED,
+				.stale_copies = 1,
 				.busy = rescan_busy,
 				.busy_arg = land,
 			},

@@ -1449,6 +1449,52 @@ struct fres {
 	char err[256];
 };
 
+static int open_dir_beneath(int rootfd, const char *rel);
+
+/* On a shared catalog another host may have written a newer version of a
+ * path this host's spool still holds: the spool file is then an older
+ * version of ours, in S3 under its version key, not a change to send
+ * (sending it would make the older bytes current again). It is removed, so
+ * that the mount reads the current version from S3. 1 if removed, 0 if the
+ * file is not such a copy. */
+static int drop_stale_copy(struct scan_ctx *c, int rootfd, const char *rel, int fd,
+			   const struct stat *st, struct fres *f)
+{
+	unsigned char d[HASH_SHA256_LEN];
+	char sha[65], who[256];
+	int rc = hash_fd(HASH_SHA256, fd, 0, (uint64_t)st->st_size, d);
+	if (rc < 0)
+		return rc;
+	hash_hex(d, sizeof d, sha);
+	rc = cat_stale_copy(c->cat, f->catpath, st->st_size, ts_ns(&st->st_mtim), sha, who,
+			    sizeof who);
+	if (rc <= 0)
+		return rc;
+	const char *slash = strrchr(rel, '/');
+	char *dir = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+	if (!dir)
+		return -ENOMEM;
+	int dfd = open_dir_beneath(rootfd, dir);
+	free(dir);
+	if (dfd < 0)
+		return dfd;
+	/* Only the file looked at: not one renamed over it since. */
+	struct stat now;
+	const char *name = slash ? slash + 1 : rel;
+	if (fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = errno == ENOENT ? 1 : -errno;
+	else if (now.st_ino != st->st_ino || now.st_dev != st->st_dev || now.st_size != st->st_size ||
+		 ts_ns(&now.st_mtim) != ts_ns(&st->st_mtim))
+		rc = 0;
+	else if (unlinkat(dfd, name, 0) < 0)
+		rc = -errno;
+	close(dfd);
+	if (rc > 0)
+		log_notice("%s: the spool holds an older version of this host's, and %s wrote a newer "
+			   "one: the stale copy is removed (the path reads from S3)", rel, who);
+	return rc;
+}
+
 static void fres_clear(struct fres *f)
 {
 	free(f->key);
@@ -1890,6 +1936,16 @@ static enum outcome file_attempt(struct scan_ctx *c, int rootfd, const char *rel
 	}
 	if (action == SCAN_BUSY) {
 		out = O_BUSY;
+		goto done;
+	}
+	if (c->cfg.stale_copies && have_row && row.state == CAT_INGESTED && cat_shared(c->cat) &&
+	    c->cfg.mode != SCAN_NOOP && (rc = drop_stale_copy(c, rootfd, rel, fd, &st, f)) != 0) {
+		if (rc > 0) {
+			out = O_UNCHANGED;
+			goto done;
+		}
+		snprintf(f->err, sizeof f->err, "%s", strerror(-rc));
+		out = transient(rc) ? O_RETRY : O_UNREADABLE;
 		goto done;
 	}
 	if (action == SCAN_VERIFY) {

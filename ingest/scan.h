@@ -185,6 +185,9 @@ struct scan_config {
 	uint64_t part_size;             /* the pool's first part size (single PUT below it) */
 	const char *source;             /* catalog source: "rescan", "scan:NAME" */
 	const char *skip_top;           /* a top-level name never scanned (".lzfs"), or NULL */
+	int stale_copies;               /* the tree is a mount's spool, on a shared catalog
+					 * its files may be stale copies (cat_stale_copy):
+					 * those are removed, not sent */
 	int settle_ms;                  /* scan_walk without cb: files changed less than this
 					 * long ago, or open for writing, are left for later
 					 * (counted busy); 0 = only the open-for-writing check */

@@ -3024,6 +3024,14 @@ int cat_path_claimed(struct cat *c, const char *path, char *owner, size_t len)
 	return 0; /* one owner */
 }
 
+int cat_stale_copy(struct cat *c, const char *path, int64_t size, int64_t mtime_ns,
+		   const char *sha256, char *owner, size_t len)
+{
+	if (c->pg)
+		return catpg_stale_copy(c->pg, path, size, mtime_ns, sha256, owner, len);
+	return 0;
+}
+
 int cat_upload_foreign(struct cat *c, const char *upload_id)
 {
 	if (c->pg)

@@ -176,6 +176,13 @@ int cat_path_claimed(struct cat *cat, const char *path, char *owner, size_t len)
 /* 1 if another owner's uploading row records multipart upload upload_id
  * (it is that host's, alive); 0 if not (always on SQLite). */
 int cat_upload_foreign(struct cat *cat, const char *upload_id);
+/* 1 (and the current version's owner in owner[len]) if a file of this
+ * size, mtime and SHA-256 at path is an older ingested version this owner
+ * registered, and the current version is another owner's: a host's spool
+ * copy that another host's write has made stale. 0 if not (always on
+ * SQLite). */
+int cat_stale_copy(struct cat *cat, const char *path, int64_t size, int64_t mtime_ns,
+		   const char *sha256, char *owner, size_t len);
 /* Registers n objects as cat_obj_add does each, in order, in one request
  * to the writer (one commit waited for, not n). A row that fails is undone
  * alone and the others are registered. results[i] is row i's fate: 0

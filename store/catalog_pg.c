@@ -1647,6 +1647,26 @@ int catpg_upload_foreign(struct catpg *c, const char *upload_id)
 	return rc ? rc : a.found;
 }
 
+int catpg_stale_copy(struct catpg *c, const char *path, int64_t size, int64_t mtime_ns,
+                     const char *sha256, char *owner, size_t len)
+{
+	if (!path_valid(path, 0))
+		return 0;
+	char me[256], sz[24], mt[24];
+	copy_str(me, sizeof me, c->owner);
+	snprintf(sz, sizeof sz, "%lld", (long long)size);
+	snprintf(mt, sizeof mt, "%lld", (long long)mtime_ns);
+	const char *v[5] = {path, me, sz, mt, sha256};
+	struct claim a = {.owner = owner, .len = len};
+	int rc = rquery(c,
+	                "SELECT cur.owner FROM objects v JOIN objects cur"
+	                " ON cur.path = v.path AND cur.current = 1 AND cur.state = 2 AND cur.owner <> $2"
+	                " WHERE v.path = $1 AND v.current = 0 AND v.state = 2 AND v.owner = $2"
+	                " AND v.size = $3 AND v.mtime_ns = $4 AND v.sha256 = $5 LIMIT 1",
+	                5, v, claim_cb, &a, "looking for an older version");
+	return rc ? rc : a.found;
+}
+
 int catpg_obj_get_id(struct catpg *c, int64_t id, struct cat_obj *out)
 {
 	memset(out, 0, sizeof *out);

@@ -66,6 +66,8 @@ int catpg_obj_set_attr(struct catpg *c, int64_t id, uint32_t mode, uint32_t uid,
 int catpg_obj_get(struct catpg *c, const char *path, struct cat_obj *out);
 int catpg_path_claimed(struct catpg *c, const char *path, char *owner, size_t len);
 int catpg_upload_foreign(struct catpg *c, const char *upload_id);
+int catpg_stale_copy(struct catpg *c, const char *path, int64_t size, int64_t mtime_ns,
+                     const char *sha256, char *owner, size_t len);
 int catpg_obj_get_id(struct catpg *c, int64_t id, struct cat_obj *out);
 int catpg_obj_versions(struct catpg *c, const char *path,
                        int (*cb)(const struct cat_obj *o, void *arg), void *arg);
