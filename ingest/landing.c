@@ -65,7 +65,9 @@ struct work {
 	int64_t obj_id;           /* upload this pending row from the spool, or */
 	int orphans;              /* abort leftover multipart uploads, or */
 	int sweep;                /* abort every upload under the prefix older than the start, or */
-	int evict;                /* run the retention policy */
+	int evict;                /* run the retention policy, or */
+	char *ksweep;             /* abort the uploads of this key S3 dates in [kfrom, kto] */
+	time_t kfrom, kto;
 	struct timespec due;
 	int attempts;
 };
@@ -378,6 +380,9 @@ static int node_claim(struct land *l, struct node *n, int fd)
 	return rc;
 }
 
+static void queue_key_sweep(struct land *l, const char *key, time_t from, time_t to,
+			    int delay_ms, int attempts);
+
 static void hook_created(void *arg, const char *upload_id)
 {
 	struct node *n = arg;
@@ -393,6 +398,12 @@ static void hook_created(void *arg, const char *upload_id)
 	if (cat_obj_set_uploading(n->l->cat, id, upload_id) == 0)
 		n->obj_uploading = 1;
 	pthread_mutex_unlock(&n->idmu);
+}
+
+static void hook_create_unknown(void *arg, time_t from, time_t to)
+{
+	struct node *n = arg;
+	queue_key_sweep(n->l, n->st_key, from, to, n->l->cfg.retry_secs * 1000, 0);
 }
 
 static void hook_part_done(void *arg, int part_number, const char *etag, uint64_t size)
@@ -468,7 +479,6 @@ struct file_hook {
 	struct node *n;          /* for part_done into the catalog, may be NULL */
 	const void *owner;
 	const char *key;
-	int64_t obj_id;          /* the row, uploading */
 	char *id;
 };
 
@@ -478,9 +488,12 @@ static void hook_file_created(void *arg, const char *upload_id)
 	mpl_add(h->l->mpl, h->key, upload_id, h->owner);
 	free(h->id);
 	h->id = strdup(upload_id);
-	/* In the row too: on a shared catalog, what tells other hosts' sweeps
-	 * that this upload is alive. */
-	cat_obj_set_uploading(h->l->cat, h->obj_id, upload_id);
+}
+
+static void hook_file_create_unknown(void *arg, time_t from, time_t to)
+{
+	struct file_hook *h = arg;
+	queue_key_sweep(h->l, h->key, from, to, h->l->cfg.retry_secs * 1000, 0);
 }
 
 static void hook_file_part_done(void *arg, int part_number, const char *etag, uint64_t size)
@@ -562,9 +575,11 @@ static void settle_uploads(struct land *l, const void *owner, const char *ok_id)
  * died before the answer arrived. At start every upload under the prefix
  * that S3 says was initiated before this process started is such a
  * leftover (this daemon owns its prefix) and is aborted. */
-/* On a shared catalog, how long another host may take to record an
- * upload S3 created for it in its row. */
-#define SWEEP_GRACE_S 600
+/* On a shared catalog, the age past which an upload no row records is a
+ * leftover. A stream's upload is in its row moments after S3 creates it,
+ * but an upload from the spool (a retry) is only in its host's journal:
+ * the grace is longer than such an upload takes. */
+#define SWEEP_GRACE_S (24 * 3600)
 
 struct sweep_ctx {
 	struct land *l;
@@ -577,10 +592,9 @@ static int sweep_one(const struct s3_upload_entry *u, void *arg)
 {
 	struct sweep_ctx *c = arg;
 	if (cat_shared(c->l->cat)) {
-		/* Other hosts upload under the same prefix. Theirs are in their
-		 * rows moments after S3 creates them: a leftover is one S3
-		 * dates before our start and SWEEP_GRACE_S ago that no other
-		 * host's row records (a catalog error leaves it too). */
+		/* Other hosts upload under the same prefix: a leftover is one
+		 * S3 dates before our start and SWEEP_GRACE_S ago that no
+		 * other host's row records (a catalog error leaves it too). */
 		if (u->initiated == 0 || u->initiated >= c->l->started)
 			return 0;
 		if (time(NULL) - u->initiated < SWEEP_GRACE_S) {
@@ -618,6 +632,63 @@ static int sweep_uploads(struct land *l, int all)
 			   c.aborted);
 	if (c.young)
 		queue_special(l, SP_SWEEP, SWEEP_GRACE_S * 1000);
+	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
+}
+
+/* An upload S3 may have created without its id reaching us (the answer to
+ * CreateMultipartUpload lost or unreadable) is found by its key and date,
+ * and aborted unless it is one we know of (the journal) or another host's.
+ * Live uploads are in the journal from the moment S3's answer is read. */
+#define KSWEEP_SKEW_S 120
+
+static void queue_key_sweep(struct land *l, const char *key, time_t from, time_t to,
+			    int delay_ms, int attempts)
+{
+	struct work *w = calloc(1, sizeof *w);
+	if (!w || !(w->ksweep = strdup(key))) {
+		free(w);
+		log_warn("%s: out of memory; an upload S3 may have created for it is left to the next "
+			 "start's sweep", key);
+		return;
+	}
+	w->kfrom = from;
+	w->kto = to;
+	w->attempts = attempts;
+	queue_add(l, w, delay_ms);
+}
+
+struct ksweep_ctx {
+	struct land *l;
+	const struct work *w;
+	int aborted, failed;
+};
+
+static int ksweep_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct ksweep_ctx *c = arg;
+	const struct work *w = c->w;
+	if (strcmp(u->key, w->ksweep) != 0 || u->initiated == 0 ||
+	    u->initiated < w->kfrom - KSWEEP_SKEW_S || u->initiated > w->kto + KSWEEP_SKEW_S ||
+	    mpl_has(c->l->mpl, u->upload_id))
+		return 0;
+	if (cat_shared(c->l->cat) && cat_upload_foreign(c->l->cat, u->upload_id) != 0)
+		return 0;
+	if (s3_mpu_abort(c->l->s3, u->key, u->upload_id, NULL) == 0)
+		c->aborted++;
+	else
+		c->failed++;
+	return 0;
+}
+
+static int key_sweep(struct land *l, const struct work *w)
+{
+	struct ksweep_ctx c = {.l = l, .w = w};
+	int rc = s3_list_uploads(l->s3, w->ksweep, ksweep_one, &c, NULL);
+	if (rc == -ENOTSUP || rc == -ENOSYS)
+		return 0; /* no ListMultipartUploads: the next start's sweep cannot either */
+	if (c.aborted)
+		log_notice("%s: aborted %d multipart upload(s) S3 created without its answer reaching "
+			   "us", w->ksweep, c.aborted);
 	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
 }
 
@@ -724,8 +795,10 @@ static int retry_row(struct land *l, int64_t id)
 	}
 	struct up_result res;
 	int owner;
-	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key, .obj_id = id};
-	struct up_hooks hooks = {.created = hook_file_created, .arg = &fh};
+	struct file_hook fh = {.l = l, .owner = &owner, .key = o.key};
+	struct up_hooks hooks = {.created = hook_file_created,
+				 .create_unknown = hook_file_create_unknown,
+				 .arg = &fh};
 	rc = cat_obj_set_uploading(l->cat, id, NULL);
 	if (rc < 0) {
 		/* A catalog error, not S3 refusing the key: retry later. */
@@ -812,6 +885,10 @@ static void *land_thread(void *arg)
 		if (w->sweep) {
 			if (sweep_uploads(l, 0) < 0 && !l->stopping)
 				queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000 * 4);
+		} else if (w->ksweep) {
+			if (key_sweep(l, w) < 0 && !l->stopping && w->attempts < 8)
+				queue_key_sweep(l, w->ksweep, w->kfrom, w->kto,
+						l->cfg.retry_secs * 1000 << w->attempts, w->attempts + 1);
 		} else if (w->orphans) {
 			settle_uploads(l, NULL, NULL);
 		} else if (w->evict) {
@@ -828,6 +905,7 @@ static void *land_thread(void *arg)
 				delay = 300000;
 			queue_push(l, NULL, w->obj_id, delay, w->attempts + 1);
 		}
+		free(w->ksweep);
 		free(w);
 		pthread_mutex_lock(&l->qmu);
 	}
@@ -851,6 +929,7 @@ static void *land_thread(void *arg)
 		 * always queued: they are not files. */
 		if (w->n || w->obj_id > 0)
 			parked++;
+		free(w->ksweep);
 		free(w);
 	}
 	l->qlen = 0;
@@ -1071,7 +1150,10 @@ static void stream_start(struct land *l, struct node *n, const char *path)
 		stream_drop(n);
 		return;
 	}
-	struct up_hooks hooks = {.created = hook_created, .part_done = hook_part_done, .arg = n};
+	struct up_hooks hooks = {.created = hook_created,
+				 .create_unknown = hook_create_unknown,
+				 .part_done = hook_part_done,
+				 .arg = n};
 	if (up_stream_open(l->pool, n->st_key, n->st_fd, &put_opts, &hooks, &n->st) < 0) {
 		n->st = NULL;
 		stream_drop(n);
@@ -1166,6 +1248,7 @@ static int commit_sync(struct land *l, struct node *n)
 		pthread_mutex_unlock(&n->idmu);
 		struct file_hook fhk = {.l = l, .n = n, .owner = n, .key = key};
 		struct up_hooks hooks = {.created = hook_file_created,
+					 .create_unknown = hook_file_create_unknown,
 					 .part_done = hook_file_part_done,
 					 .arg = &fhk};
 		rc = preserve_previous(l, path, key, id);

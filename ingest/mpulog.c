@@ -223,6 +223,16 @@ int mpl_remove(struct mpl *m, const char *upload_id)
 	return rc;
 }
 
+int mpl_has(struct mpl *m, const char *upload_id)
+{
+	pthread_mutex_lock(&m->mu);
+	int found = 0;
+	for (struct ent *e = m->head; e && !found; e = e->next)
+		found = strcmp(e->id, upload_id) == 0;
+	pthread_mutex_unlock(&m->mu);
+	return found;
+}
+
 int mpl_settle(struct mpl *m, const void *owner,
 	       int (*cb)(const char *key, const char *upload_id, void *arg), void *arg)
 {

@@ -22,6 +22,9 @@ void mpl_close(struct mpl *m);
 
 int mpl_add(struct mpl *m, const char *key, const char *upload_id, const void *owner);
 int mpl_remove(struct mpl *m, const char *upload_id);
+/* 1 if upload_id is in the journal (an upload this daemon created and has
+ * not seen completed or aborted). */
+int mpl_has(struct mpl *m, const char *upload_id);
 
 /* Calls cb for each entry of owner (NULL: the unowned ones) after removing
  * them from the owner (they become unowned). cb returns 1 if the upload is

@@ -253,11 +253,16 @@ static void run_job(struct up_pool *p, struct up_job *j)
 		pthread_mutex_unlock(&p->lock);
 		char *id = NULL;
 		memset(&st, 0, sizeof st);
+		time_t t0 = time(NULL);
 		int rc = s3_mpu_create(p->s3, s->key, &s->opts, &id, &st);
 		if (rc == 0 && s->hooks.created)
 			s->hooks.created(s->hooks.arg, id);
-		if (rc < 0)
+		if (rc < 0) {
 			describe(why, sizeof why, "CreateMultipartUpload", rc, &st);
+			/* Only a 4xx says for sure that nothing was created. */
+			if ((st.http_status < 400 || st.http_status >= 500) && s->hooks.create_unknown)
+				s->hooks.create_unknown(s->hooks.arg, t0, time(NULL));
+		}
 		pthread_mutex_lock(&p->lock);
 		s->creating = 0;
 		if (rc == 0)

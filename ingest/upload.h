@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "s3.h"
@@ -66,6 +67,10 @@ void up_pool_stats(struct up_pool *p, struct up_pool_stats *out);
  * id once the multipart upload exists, and each part once S3 has it. */
 struct up_hooks {
 	void (*created)(void *arg, const char *upload_id);
+	/* CreateMultipartUpload failed in a way that may have created an
+	 * upload whose id never reached us (an answer lost, unreadable or a
+	 * server error): S3 may hold one for the key, dated in [from, to]. */
+	void (*create_unknown)(void *arg, time_t from, time_t to);
 	void (*part_done)(void *arg, int part_number, const char *etag, uint64_t size);
 	void *arg;
 };
