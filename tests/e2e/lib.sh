@@ -81,6 +81,20 @@ require_fuse() {
 	if [ ! -e /dev/fuse ]; then skip "$1" "/dev/fuse is missing"; exit 0; fi
 }
 
+# pg_start WHAT: a PostgreSQL server of this test's own (Debian's, in
+# $T_DIR/pg on a loopback port, stopped at exit); sets PG_URL. WHAT is the
+# test's name in the skip line printed when no server can run here.
+pg_start() {
+	PGSERVER=$LZFS_ROOT/tests/pg/server
+	if ! PG_URL=$(PG_OPTS="-c fsync=off" "$PGSERVER" start "$T_DIR/pg" 2>"$T_DIR/pg-start.err"); then
+		skip "$1" "no PostgreSQL server can run here: $(tail -1 "$T_DIR/pg-start.err")"
+		exit 0
+	fi
+	at_exit "'$PGSERVER' stop '$T_DIR/pg'"
+}
+# pgq SQL: one query on pg_start's database, unaligned.
+pgq() { "$PGSERVER" psql "$T_DIR/pg" -d lzfs -At -c "$1"; }
+
 # lzfs_mount NAME [-o OPTS]: mounts s3://$TEST_BUCKET/NAME on $T_DIR/NAME.mnt in
 # the foreground (background process), spool $T_DIR/NAME.spool. Sets MNT,
 # SPOOL, CATALOG, LZFS_LOG, LZFS_PID. Extra -o options are appended.

@@ -9,14 +9,7 @@
 # started in the test directory on a loopback port.
 . "$(dirname "$0")/lib.sh"
 require_fuse "scale-out mounts"
-PGSERVER=$LZFS_ROOT/tests/pg/server
-
-if ! PG_URL=$(PG_OPTS="-c fsync=off" "$PGSERVER" start "$T_DIR/pg" 2>"$T_DIR/pg-start.err"); then
-	skip "scale-out on PostgreSQL" "no PostgreSQL server can run here: $(tail -1 "$T_DIR/pg-start.err")"
-	exit 0
-fi
-at_exit "'$PGSERVER' stop '$T_DIR/pg'"
-pgq() { "$PGSERVER" psql "$T_DIR/pg" -d lzfs -At -c "$1"; }
+pg_start "scale-out on PostgreSQL"
 s3_start
 
 # host_mount N: host N mounts s3://lzfs-test/scale on $T_DIR/hN.mnt.

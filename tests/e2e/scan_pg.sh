@@ -6,13 +6,7 @@
 # runs them.
 . "$(dirname "$0")/lib.sh"
 require_fuse "scan jobs on PostgreSQL"
-PGSERVER=$LZFS_ROOT/tests/pg/server
-if ! PG_URL=$(PG_OPTS="-c fsync=off" "$PGSERVER" start "$T_DIR/pg" 2>"$T_DIR/pg-start.err"); then
-	skip "scan jobs on PostgreSQL" "no PostgreSQL server can run here: $(tail -1 "$T_DIR/pg-start.err")"
-	exit 0
-fi
-at_exit "'$PGSERVER' stop '$T_DIR/pg'"
-pgq() { "$PGSERVER" psql "$T_DIR/pg" -d lzfs -At -c "$1"; }
+pg_start "scan jobs on PostgreSQL"
 s3_start
 B=$TEST_BUCKET
 creds=$(make_creds)

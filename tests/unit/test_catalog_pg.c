@@ -235,15 +235,24 @@ static int count_versions(const struct cat_obj *o, void *arg)
 /* Two handles, as two lzfs daemons would have, each with four threads, add
  * the same 150 paths three times each at once. Every add is a version:
  * 24 versions per path, numbered 1..24, exactly one current. */
+
+/* A second handle on the fixture's database: f->cat is host A, the one
+ * returned host B (the caller closes it). */
+static struct cat *two_hosts(struct fx *f)
+{
+	struct cat *b;
+	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
+	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
+	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	return b;
+}
+
 static void test_two_hosts_same_paths(void **state)
 {
 	if (skipped())
 		skip();
 	struct fx *f = *state;
-	struct cat *b;
-	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
-	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
-	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	struct cat *b = two_hosts(f);
 	enum { THREADS = 4, PATHS = 150, ROUNDS = 3 };
 	pthread_t t[2 * THREADS];
 	struct racer r[2 * THREADS];
@@ -305,10 +314,7 @@ static void test_two_hosts_in_flight(void **state)
 	if (skipped())
 		skip();
 	struct fx *f = *state;
-	struct cat *b;
-	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
-	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
-	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	struct cat *b = two_hosts(f);
 	int64_t a1, a2, b1, q;
 	assert_int_equal(add_as(f->cat, "fl/p", CAT_PENDING, &a1), 0);
 	assert_int_equal(add_as(b, "fl/p", CAT_PENDING, NULL), -EBUSY);
@@ -396,10 +402,7 @@ static void test_two_hosts_start_race(void **state)
 	if (skipped())
 		skip();
 	struct fx *f = *state;
-	struct cat *b;
-	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
-	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
-	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	struct cat *b = two_hosts(f);
 	enum { THREADS = 3, PATHS = 60 };
 	pthread_t t[2 * THREADS];
 	struct starter s[2 * THREADS];
@@ -546,10 +549,7 @@ static void test_owner_recovery(void **state)
 	if (skipped())
 		skip();
 	struct fx *f = *state;
-	struct cat *b;
-	assert_int_equal(cat_open(f->file, CAT_CREATE, &b), 0);
-	assert_int_equal(cat_set_owner(f->cat, "hostA:/spool"), 0);
-	assert_int_equal(cat_set_owner(b, "hostB:/spool"), 0);
+	struct cat *b = two_hosts(f);
 	add_obj(f->cat, "own/a1", 1);
 	int64_t a2 = add_obj(f->cat, "own/a2", 1);
 	assert_int_equal(cat_obj_set_uploading(f->cat, a2, "up"), 0);
