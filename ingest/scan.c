@@ -1549,7 +1549,54 @@ struct up_track {
 	struct scan_ctx *c;
 	int64_t id;
 	int uploading;
+	time_t unknown_from, unknown_to; /* create_unknown: S3 may hold an upload we never named */
 };
+
+/* An upload S3 may have created for key while its answer to
+ * CreateMultipartUpload was lost or unreadable: found by key and date and
+ * aborted once the file's own upload is over (completed or aborted, so not
+ * in progress any more), unless another host's row records it. */
+#define UNKNOWN_SKEW_S 120
+
+struct unknown_ctx {
+	struct scan_ctx *c;
+	const char *key;
+	time_t from, to;
+	int aborted;
+};
+
+static int unknown_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct unknown_ctx *k = arg;
+	if (strcmp(u->key, k->key) != 0 || u->initiated == 0 ||
+	    u->initiated < k->from - UNKNOWN_SKEW_S || u->initiated > k->to + UNKNOWN_SKEW_S)
+		return 0;
+	if (cat_shared(k->c->cat) && cat_upload_foreign(k->c->cat, u->upload_id) != 0)
+		return 0;
+	if (s3_mpu_abort(k->c->s3, u->key, u->upload_id, NULL) == 0)
+		k->aborted++;
+	return 0;
+}
+
+static void abort_unknown(struct scan_ctx *c, const char *key, time_t from, time_t to)
+{
+	struct unknown_ctx k = {.c = c, .key = key, .from = from, .to = to};
+	int rc = s3_list_uploads(c->s3, key, unknown_one, &k, NULL);
+	if (rc < 0 && rc != -ENOTSUP && rc != -ENOSYS)
+		log_warn("%s: cannot list its multipart uploads (%s): one S3 may have created without "
+			 "its answer reaching us stays open", key, strerror(-rc));
+	if (k.aborted)
+		log_notice("%s: aborted %d multipart upload(s) S3 created without its answer reaching "
+			   "us", key, k.aborted);
+}
+
+static void track_create_unknown(void *arg, time_t from, time_t to)
+{
+	struct up_track *t = arg;
+	if (!t->unknown_from)
+		t->unknown_from = from;
+	t->unknown_to = to;
+}
 
 static void track_created(void *arg, const char *upload_id)
 {
@@ -1609,10 +1656,15 @@ static int do_upload(struct scan_ctx *c, int fd, const struct stat *st, struct f
 			return rc;
 		}
 		struct up_track t = {.c = c, .id = o.id};
-		struct up_hooks hooks = {.created = track_created, .part_done = track_part, .arg = &t};
+		struct up_hooks hooks = {.created = track_created,
+					 .create_unknown = track_create_unknown,
+					 .part_done = track_part,
+					 .arg = &t};
 		slot_get(c);
 		rc = up_file(c->pool, fd, f->key, &c->put_opts, &hooks, &res);
 		slot_put(c);
+		if (t.unknown_from)
+			abort_unknown(c, f->key, t.unknown_from, t.unknown_to);
 		if (rc == 0 && !__atomic_load_n(&t.uploading, __ATOMIC_ACQUIRE))
 			rc = cat_obj_set_uploading(c->cat, o.id, NULL);
 		if (rc == 0)
@@ -1717,8 +1769,13 @@ static int do_append(struct scan_ctx *c, int fd, const struct stat *st, const st
 	if ((rc = cat_obj_add(c->cat, &o)) < 0)
 		goto out;
 	id = o.id;
-	if ((rc = s3_mpu_create(c->s3, f->key, &c->put_opts, &upload_id, NULL)) < 0)
+	struct s3_status cst = {0};
+	time_t t0 = time(NULL);
+	if ((rc = s3_mpu_create(c->s3, f->key, &c->put_opts, &upload_id, &cst)) < 0) {
+		if (cst.http_status < 400 || cst.http_status >= 500)
+			abort_unknown(c, f->key, t0, time(NULL));
 		goto out;
+	}
 	cat_obj_set_uploading(c->cat, id, upload_id);
 	for (int i = 0; i < ncopy; i++) {
 		uint64_t coff = (uint64_t)i * (osize / (uint64_t)ncopy);

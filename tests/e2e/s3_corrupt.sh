@@ -63,3 +63,19 @@ open=$("$S3SERVER" uploads "$S3_DIR" | jq -r '.[].key')
 check_eq "no multipart upload left open" "" "$open"
 check_eq "the uploads of the three unreadable CreateMultipartUpload answers were found and aborted" 3 \
 	"$(grep -c "CreateMultipartUpload-[a-z]*: aborted 1 multipart upload(s) S3 created without its answer" "$LZFS_LOG")"
+
+# The same for lzfsctl scan: the file whose CreateMultipartUpload answer is
+# unreadable is sent again, and the upload S3 created meanwhile is found and
+# aborted.
+ssrc=$T_DIR/scansrc
+mkdir -p "$ssrc"
+head -c $((20 * M)) /dev/urandom >"$ssrc/big.bin" # multipart (parts of 8 MiB)
+s3_fault '{"corrupt_rate":1,"corrupt":"truncate","ops":["CreateMultipartUpload"],"count":1}' >/dev/null
+AWS_ENDPOINT_URL=$S3_ENDPOINT timeout 120 "$LZFSCTL" -c "$T_DIR/scan.db" scan --max-retries 3 \
+	"$ssrc" "s3://$TEST_BUCKET/sc" >"$T_DIR/scan.out" 2>&1
+s3_fault off >/dev/null
+awss3 s3 cp --quiet "s3://$TEST_BUCKET/sc/big.bin" "$T_DIR/scan.got" >/dev/null 2>&1
+check "lzfsctl scan sent the file again and it is identical in S3" cmp "$ssrc/big.bin" "$T_DIR/scan.got"
+check_eq "no multipart upload left open after the scan" "" "$("$S3SERVER" uploads "$S3_DIR" | jq -r '.[].key')"
+check "the scan says it aborted the upload S3 created" \
+	grep -q "sc/big.bin: aborted 1 multipart upload(s) S3 created without its answer" "$T_DIR/scan.out"
