@@ -99,21 +99,33 @@ function applyFixes() {
     return storeObject(this, object.bucket, object.key, object.content, object.metadata, async (md5) => md5);
   };
 
+  // CompleteMultipartUpload racing an abort of the same upload (a daemon
+  // restarted while its Complete was on the way): the parts are opened
+  // before anything is streamed, so a removal from then on cannot take them
+  // away, and a removal before answers NoSuchUpload, as S3 does. s3rver's
+  // own version crashed the process on a part stream's unhandled ENOENT.
   proto.putObjectMultipart = async function putObjectMultipart(bucket, uploadId, parts) {
     const uploadDir = path.join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId);
-    const [key, metadata] = await Promise.all([
-      fs.readFile(path.join(uploadDir, 'key'), 'utf8'),
-      fs.readFile(path.join(uploadDir, 'metadata')).then(JSON.parse),
-    ]);
+    const gone = () => new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
     const sorted = [...parts].sort((a, b) => a.number - b.number);
-    const streams = sorted.map((p) => fs.createReadStream(path.join(uploadDir, String(p.number))));
+    const fds = [];
+    let key, metadata, md5s;
+    try {
+      [key, metadata] = await Promise.all([
+        fs.readFile(path.join(uploadDir, 'key'), 'utf8'),
+        fs.readFile(path.join(uploadDir, 'metadata')).then(JSON.parse),
+      ]);
+      md5s = await Promise.all(sorted.map((p) => fs.readFile(path.join(uploadDir, `${p.number}.md5`), 'utf8')));
+      for (const p of sorted) fds.push(await fs.open(path.join(uploadDir, String(p.number)), 'r'));
+    } catch (e) {
+      await Promise.all(fds.map((fd) => fs.close(fd).catch(() => {})));
+      throw e.code === 'ENOENT' ? gone() : e;
+    }
+    const streams = sorted.map((p, i) => fs.createReadStream(path.join(uploadDir, String(p.number)), { fd: fds[i] }));
     const object = new S3Object(bucket, key, null, metadata);
     const result = await storeObject(this, bucket, key, concatStreams(streams), object.metadata, async () => {
       const h = crypto.createHash('md5');
-      for (const p of sorted) {
-        const hex = (await fs.readFile(path.join(uploadDir, `${p.number}.md5`), 'utf8')).trim();
-        h.update(Buffer.from(hex, 'hex'));
-      }
+      for (const hex of md5s) h.update(Buffer.from(hex.trim(), 'hex'));
       return `${h.digest('hex')}-${sorted.length}`;
     });
     await fs.remove(uploadDir);

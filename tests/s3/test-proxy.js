@@ -483,6 +483,18 @@ async function main() {
   check('a part held back past its upload\'s abort: 404 NoSuchUpload, the server stays up',
     r.status === 204 && hr.status === 404 && code(hr) === 'NoSuchUpload' &&
     (await s3({ method: 'HEAD', key: 'conf/mp' })).status === 200, `${r.status} ${hr.status} ${code(hr)}`);
+  // The same for a CompleteMultipartUpload held back past the abort.
+  u = await mpu('conf/race2', [crypto.randomBytes(MiB)]);
+  await admin('POST', '/__lzfs__/faults', { latency_ms: 1500, ops: ['CompleteMultipartUpload'] });
+  const heldc = s3({ method: 'POST', key: 'conf/race2', query: [['uploadId', u.id]],
+    body: completeXml(u.etags) });
+  await new Promise((res) => setTimeout(res, 300));
+  r = await s3({ method: 'DELETE', key: 'conf/race2', query: [['uploadId', u.id]] });
+  const hc = await heldc;
+  await admin('DELETE', '/__lzfs__/faults');
+  check('a Complete held back past its upload\'s abort: 404 NoSuchUpload, the server stays up',
+    r.status === 204 && hc.status === 404 && code(hc) === 'NoSuchUpload' &&
+    (await s3({ method: 'HEAD', key: 'conf/mp' })).status === 200, `${r.status} ${hc.status} ${code(hc)}`);
   const bad = await admin('POST', '/__lzfs__/faults', { error_rate: 2 });
   check('invalid fault spec: 400', bad.status === 400);
   const bad2 = await admin('POST', '/__lzfs__/faults', { ops: ['PutObjekt'] });
