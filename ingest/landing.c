@@ -1475,6 +1475,34 @@ static int open_remote(struct land *l, struct node *n, const char *path, int fla
 	return rc;
 }
 
+/* On a shared catalog: is the spool file a copy that another host's newer
+ * version made stale? Then it is removed (ver_drop_stale) and the caller
+ * reads the current version. Looked at only when the file and the current
+ * row disagree, and never for a file the mount is writing. */
+static int stale_local(struct land *l, struct node *n, const char *path, int fd)
+{
+	pthread_mutex_lock(&n->mu);
+	int busy = n->writers > 0 || n->dirty;
+	pthread_mutex_unlock(&n->mu);
+	struct stat st;
+	struct cat_obj o;
+	if (busy || fstat(fd, &st) < 0 || cat_obj_get(l->cat, path, &o) < 0)
+		return 0;
+	int differs = o.state == CAT_INGESTED &&
+		      (o.size != st.st_size || o.mtime_ns != ts_ns(&st.st_mtim));
+	cat_obj_clear(&o);
+	if (!differs)
+		return 0;
+	const char *name;
+	int dfd = open_parent(l, path, &name);
+	if (dfd < 0)
+		return 0;
+	char who[256];
+	int rc = ver_drop_stale(l->cat, path, dfd, name, fd, &st, who, sizeof who);
+	close(dfd);
+	return rc > 0;
+}
+
 int land_open_file(struct land *l, const char *path, int flags, struct land_fh **out)
 {
 	if (reserved(path))
@@ -1490,6 +1518,10 @@ int land_open_file(struct land *l, const char *path, int flags, struct land_fh *
 	if (!n)
 		return -ENOMEM;
 	int fd = open_beneath(l, path, oflags, 0);
+	if (fd >= 0 && !is_write(flags) && cat_shared(l->cat) && stale_local(l, n, path, fd)) {
+		close(fd);
+		fd = -ENOENT;
+	}
 	if (fd == -ENOENT && !is_write(flags) && l->rd) {
 		rc = open_remote(l, n, path, flags, out);
 		if (rc < 0)

@@ -1451,25 +1451,10 @@ struct fres {
 
 static int open_dir_beneath(int rootfd, const char *rel);
 
-/* On a shared catalog another host may have written a newer version of a
- * path this host's spool still holds: the spool file is then an older
- * version of ours, in S3 under its version key, not a change to send
- * (sending it would make the older bytes current again). It is removed, so
- * that the mount reads the current version from S3. 1 if removed, 0 if the
- * file is not such a copy. */
+/* ver_drop_stale for a file of the tree (the spool: stale_copies). */
 static int drop_stale_copy(struct scan_ctx *c, int rootfd, const char *rel, int fd,
 			   const struct stat *st, struct fres *f)
 {
-	unsigned char d[HASH_SHA256_LEN];
-	char sha[65], who[256];
-	int rc = hash_fd(HASH_SHA256, fd, 0, (uint64_t)st->st_size, d);
-	if (rc < 0)
-		return rc;
-	hash_hex(d, sizeof d, sha);
-	rc = cat_stale_copy(c->cat, f->catpath, st->st_size, ts_ns(&st->st_mtim), sha, who,
-			    sizeof who);
-	if (rc <= 0)
-		return rc;
 	const char *slash = strrchr(rel, '/');
 	char *dir = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
 	if (!dir)
@@ -1478,20 +1463,10 @@ static int drop_stale_copy(struct scan_ctx *c, int rootfd, const char *rel, int 
 	free(dir);
 	if (dfd < 0)
 		return dfd;
-	/* Only the file looked at: not one renamed over it since. */
-	struct stat now;
-	const char *name = slash ? slash + 1 : rel;
-	if (fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
-		rc = errno == ENOENT ? 1 : -errno;
-	else if (now.st_ino != st->st_ino || now.st_dev != st->st_dev || now.st_size != st->st_size ||
-		 ts_ns(&now.st_mtim) != ts_ns(&st->st_mtim))
-		rc = 0;
-	else if (unlinkat(dfd, name, 0) < 0)
-		rc = -errno;
+	char who[256];
+	int rc = ver_drop_stale(c->cat, f->catpath, dfd, slash ? slash + 1 : rel, fd, st, who,
+				sizeof who);
 	close(dfd);
-	if (rc > 0)
-		log_notice("%s: the spool holds an older version of this host's, and %s wrote a newer "
-			   "one: the stale copy is removed (the path reads from S3)", rel, who);
 	return rc;
 }
 

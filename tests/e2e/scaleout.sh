@@ -165,21 +165,28 @@ check "host 1's version kept in S3" obj_matches scale/.lzfs/versions/same/held.t
 check "every version of it names a key holding its bytes" rows_hold_bytes same/held.txt
 
 # Host 1's spool keeps its copy of a file host 2 then rewrites: that copy
-# is an older version, not a change. Host 1's next walk removes it (rather
-# than send it again as the newest version), and host 1 reads host 2's.
+# is an older version, not a change. Host 1 removes it (rather than read
+# it, or send it again as the newest version) when it opens the file, or
+# at its next walk, and reads host 2's version.
 printf 'stale: host 1\n' >"$T_DIR/stale1.want"
 printf 'stale: host 2, newer\n' >"$T_DIR/stale2.want"
-cp "$T_DIR/stale1.want" "$T_DIR/h1.mnt/same/stale.txt"
-cp "$T_DIR/stale2.want" "$T_DIR/h2.mnt/same/stale.txt"
+for f in stale.txt stale-walk.txt; do
+	cp "$T_DIR/stale1.want" "$T_DIR/h1.mnt/same/$f"
+	cp "$T_DIR/stale2.want" "$T_DIR/h2.mnt/same/$f"
+done
+check "host 1 reads host 2's version at once" cmp "$T_DIR/stale2.want" "$T_DIR/h1.mnt/same/stale.txt"
+check "host 1's open removed its stale copy" grep -q "same/stale.txt: the spool holds an older version of this host's, and [^ ]*:[^ ]*/h2.spool wrote a newer one" "$T_DIR/h1.log"
 kill -USR1 "$PID1" # a full walk now
-for i in $(seq 1 100); do grep -q "same/stale.txt: the spool holds an older version" "$T_DIR/h1.log" && break; sleep 0.2; done
-check "host 1 removes its stale copy" grep -q "same/stale.txt: the spool holds an older version of this host's, and [^ ]*:[^ ]*/h2.spool wrote a newer one" "$T_DIR/h1.log"
-check_eq "no third version: the stale copy was not sent again" "2" \
-	"$(pgq "SELECT count(*) FROM objects WHERE path = 'same/stale.txt'")"
-check_eq "host 2's version is current" "$(sha256sum <"$T_DIR/stale2.want" | cut -d' ' -f1)" \
-	"$(pgq "SELECT sha256 FROM objects WHERE path = 'same/stale.txt' AND current = 1")"
-check "host 1 reads host 2's version" cmp "$T_DIR/stale2.want" "$T_DIR/h1.mnt/same/stale.txt"
-check "host 1's version kept in S3" obj_matches scale/.lzfs/versions/same/stale.txt.v1 "$T_DIR/stale1.want"
+for i in $(seq 1 100); do grep -q "same/stale-walk.txt: the spool holds an older version" "$T_DIR/h1.log" && break; sleep 0.2; done
+check "host 1's walk removes the other stale copy" grep -q "same/stale-walk.txt: the spool holds an older version of this host's, and [^ ]*:[^ ]*/h2.spool wrote a newer one" "$T_DIR/h1.log"
+for f in stale.txt stale-walk.txt; do
+	check_eq "$f: no third version (the stale copy was not sent again)" "2" \
+		"$(pgq "SELECT count(*) FROM objects WHERE path = 'same/$f'")"
+	check_eq "$f: host 2's version is current" "$(sha256sum <"$T_DIR/stale2.want" | cut -d' ' -f1)" \
+		"$(pgq "SELECT sha256 FROM objects WHERE path = 'same/$f' AND current = 1")"
+	check "$f: host 1's version kept in S3" obj_matches "scale/.lzfs/versions/same/$f.v1" "$T_DIR/stale1.want"
+done
+check "host 1 reads host 2's version of the walked file" cmp "$T_DIR/stale2.want" "$T_DIR/h1.mnt/same/stale-walk.txt"
 
 # Every host's own view: a stat through another host's mount is not
 # required, but each daemon recovered nothing of the others' at start.
