@@ -639,8 +639,6 @@ static int sweep_uploads(struct land *l, int all)
  * CreateMultipartUpload lost or unreadable) is found by its key and date,
  * and aborted unless it is one we know of (the journal) or another host's.
  * Live uploads are in the journal from the moment S3's answer is read. */
-#define KSWEEP_SKEW_S 120
-
 static void queue_key_sweep(struct land *l, const char *key, time_t from, time_t to,
 			    int delay_ms, int attempts)
 {
@@ -657,39 +655,17 @@ static void queue_key_sweep(struct land *l, const char *key, time_t from, time_t
 	queue_add(l, w, delay_ms);
 }
 
-struct ksweep_ctx {
-	struct land *l;
-	const struct work *w;
-	int aborted, failed;
-};
-
-static int ksweep_one(const struct s3_upload_entry *u, void *arg)
+static int ksweep_keep(void *arg, const char *upload_id)
 {
-	struct ksweep_ctx *c = arg;
-	const struct work *w = c->w;
-	if (strcmp(u->key, w->ksweep) != 0 || u->initiated == 0 ||
-	    u->initiated < w->kfrom - KSWEEP_SKEW_S || u->initiated > w->kto + KSWEEP_SKEW_S ||
-	    mpl_has(c->l->mpl, u->upload_id))
-		return 0;
-	if (cat_shared(c->l->cat) && cat_upload_foreign(c->l->cat, u->upload_id) != 0)
-		return 0;
-	if (s3_mpu_abort(c->l->s3, u->key, u->upload_id, NULL) == 0)
-		c->aborted++;
-	else
-		c->failed++;
-	return 0;
+	struct land *l = arg;
+	return mpl_has(l->mpl, upload_id) ||
+	       (cat_shared(l->cat) && cat_upload_foreign(l->cat, upload_id) != 0);
 }
 
 static int key_sweep(struct land *l, const struct work *w)
 {
-	struct ksweep_ctx c = {.l = l, .w = w};
-	int rc = s3_list_uploads(l->s3, w->ksweep, ksweep_one, &c, NULL);
-	if (rc == -ENOTSUP || rc == -ENOSYS)
-		return 0; /* no ListMultipartUploads: the next start's sweep cannot either */
-	if (c.aborted)
-		log_notice("%s: aborted %d multipart upload(s) S3 created without its answer reaching "
-			   "us", w->ksweep, c.aborted);
-	return rc < 0 ? rc : c.failed ? -EAGAIN : 0;
+	int rc = up_abort_unknown(l->s3, w->ksweep, w->kfrom, w->kto, ksweep_keep, l);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---------- background work ---------- */
@@ -886,9 +862,16 @@ static void *land_thread(void *arg)
 			if (sweep_uploads(l, 0) < 0 && !l->stopping)
 				queue_special(l, SP_SWEEP, l->cfg.retry_secs * 1000 * 4);
 		} else if (w->ksweep) {
-			if (key_sweep(l, w) < 0 && !l->stopping && w->attempts < 8)
-				queue_key_sweep(l, w->ksweep, w->kfrom, w->kto,
-						l->cfg.retry_secs * 1000 << w->attempts, w->attempts + 1);
+			if (key_sweep(l, w) < 0 && !l->stopping) {
+				if (w->attempts < 8)
+					queue_key_sweep(l, w->ksweep, w->kfrom, w->kto,
+							l->cfg.retry_secs * 1000 << w->attempts,
+							w->attempts + 1);
+				else
+					log_warn("%s: could not look for an upload S3 may have "
+						 "created without its answer; the next start's "
+						 "sweep aborts it", w->ksweep);
+			}
 		} else if (w->orphans) {
 			settle_uploads(l, NULL, NULL);
 		} else if (w->evict) {

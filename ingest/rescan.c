@@ -67,9 +67,8 @@ struct cand {
  * for that file; with complete filesystem change events (fschange.h) it
  * does not even stat a file the directory still lists under the same
  * inode and no event named; any inotify event about it forgets it; each
- * walk of a directory
- * replaces its list with what that walk found, and a full walk drops the
- * directories it did not meet. ctime is in the hash, so even a rewrite
+ * walk of a directory replaces its list with what that walk found, and a
+ * full walk drops the directories it did not meet. ctime is in the hash, so even a rewrite
  * that restores size and mtime is noticed.
  *
  * Per directory rather than one table of paths because a directory lists

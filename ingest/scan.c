@@ -1527,42 +1527,22 @@ struct up_track {
 	time_t unknown_from, unknown_to; /* create_unknown: S3 may hold an upload we never named */
 };
 
-/* An upload S3 may have created for key while its answer to
- * CreateMultipartUpload was lost or unreadable: found by key and date and
- * aborted once the file's own upload is over (completed or aborted, so not
- * in progress any more), unless another host's row records it. */
-#define UNKNOWN_SKEW_S 120
-
-struct unknown_ctx {
-	struct scan_ctx *c;
-	const char *key;
-	time_t from, to;
-	int aborted;
-};
-
-static int unknown_one(const struct s3_upload_entry *u, void *arg)
+/* An upload S3 may have created for a key while its answer to
+ * CreateMultipartUpload was lost or unreadable: looked for once the file's
+ * own upload is over (completed or aborted, so not in progress any more),
+ * and aborted unless another host's row records it. */
+static int unknown_keep(void *arg, const char *upload_id)
 {
-	struct unknown_ctx *k = arg;
-	if (strcmp(u->key, k->key) != 0 || u->initiated == 0 ||
-	    u->initiated < k->from - UNKNOWN_SKEW_S || u->initiated > k->to + UNKNOWN_SKEW_S)
-		return 0;
-	if (cat_shared(k->c->cat) && cat_upload_foreign(k->c->cat, u->upload_id) != 0)
-		return 0;
-	if (s3_mpu_abort(k->c->s3, u->key, u->upload_id, NULL) == 0)
-		k->aborted++;
-	return 0;
+	struct scan_ctx *c = arg;
+	return cat_shared(c->cat) && cat_upload_foreign(c->cat, upload_id) != 0;
 }
 
 static void abort_unknown(struct scan_ctx *c, const char *key, time_t from, time_t to)
 {
-	struct unknown_ctx k = {.c = c, .key = key, .from = from, .to = to};
-	int rc = s3_list_uploads(c->s3, key, unknown_one, &k, NULL);
-	if (rc < 0 && rc != -ENOTSUP && rc != -ENOSYS)
-		log_warn("%s: cannot list its multipart uploads (%s): one S3 may have created without "
-			 "its answer reaching us stays open", key, strerror(-rc));
-	if (k.aborted)
-		log_notice("%s: aborted %d multipart upload(s) S3 created without its answer reaching "
-			   "us", key, k.aborted);
+	int rc = up_abort_unknown(c->s3, key, from, to, unknown_keep, c);
+	if (rc < 0)
+		log_warn("%s: cannot look for an upload S3 may have created without its answer (%s): "
+			 "it may stay open", key, strerror(-rc));
 }
 
 static void track_create_unknown(void *arg, time_t from, time_t to)

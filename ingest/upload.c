@@ -957,3 +957,39 @@ int up_file(struct up_pool *p, int fd, const char *key, const struct s3_put_opts
 	/* After -EIO (a part failed) finish reports the stream's own error. */
 	return up_stream_finish(s, res);
 }
+
+struct unknown_ctx {
+	struct s3_client *s3;
+	const char *key;
+	time_t from, to;
+	int (*keep)(void *arg, const char *upload_id);
+	void *arg;
+	int aborted, failed;
+};
+
+static int unknown_one(const struct s3_upload_entry *u, void *arg)
+{
+	struct unknown_ctx *k = arg;
+	if (strcmp(u->key, k->key) != 0 || u->initiated == 0 ||
+	    u->initiated < k->from - UP_UNKNOWN_SKEW_S || u->initiated > k->to + UP_UNKNOWN_SKEW_S ||
+	    k->keep(k->arg, u->upload_id))
+		return 0;
+	if (s3_mpu_abort(k->s3, u->key, u->upload_id, NULL) == 0)
+		k->aborted++;
+	else
+		k->failed++;
+	return 0;
+}
+
+int up_abort_unknown(struct s3_client *s3, const char *key, time_t from, time_t to,
+		     int (*keep)(void *arg, const char *upload_id), void *arg)
+{
+	struct unknown_ctx k = {.s3 = s3, .key = key, .from = from, .to = to, .keep = keep, .arg = arg};
+	int rc = s3_list_uploads(s3, key, unknown_one, &k, NULL);
+	if (rc == -ENOTSUP || rc == -ENOSYS)
+		return 0; /* no ListMultipartUploads: nothing can find it */
+	if (k.aborted)
+		log_notice("%s: aborted %d multipart upload(s) S3 created without its answer reaching "
+			   "us", key, k.aborted);
+	return rc < 0 ? rc : k.failed ? -EAGAIN : k.aborted;
+}

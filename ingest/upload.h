@@ -75,6 +75,15 @@ struct up_hooks {
 	void *arg;
 };
 
+/* What to do after create_unknown: lists the multipart uploads of key and
+ * aborts those S3 dates within UP_UNKNOWN_SKEW_S of [from, to] that
+ * keep(arg, upload_id) does not claim (the caller's live uploads, another
+ * host's). Returns how many were aborted, or a negative errno (listing
+ * failed, or an abort did: try again later); 0 without ListMultipartUploads. */
+#define UP_UNKNOWN_SKEW_S 120
+int up_abort_unknown(struct s3_client *s3, const char *key, time_t from, time_t to,
+		     int (*keep)(void *arg, const char *upload_id), void *arg);
+
 struct up_result {
 	uint64_t size;
 	char sha256[65];            /* hex of the whole object */
