@@ -35,9 +35,10 @@ static struct {
 /* One damaged answer for the next request of operation op. */
 static void corrupt(const char *kind, const char *op)
 {
-	assert_int_equal(ts_sh("'%s' fault '%s' '{\"corrupt_rate\":1,\"corrupt\":\"%s\","
-			    "\"ops\":[\"%s\"],\"count\":1}' >/dev/null",
-			    g.srv.server, g.srv.dir, kind, op), 0);
+	char spec[160];
+	snprintf(spec, sizeof spec, "{\"corrupt_rate\":1,\"corrupt\":\"%s\",\"ops\":[\"%s\"],\"count\":1}",
+		 kind, op);
+	assert_int_equal(ts_s3_fault(&g.srv, spec), 0);
 }
 
 static void faults_off(void)
